@@ -1,0 +1,26 @@
+// npm run build: compile the one executable and the personality symlinks next to it.
+import { mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+
+const out = join(import.meta.dir, "dist");
+const bin = join(out, "bin");
+mkdirSync(bin, { recursive: true });
+
+const result = await Bun.build({
+  entrypoints: [join(import.meta.dir, "cmd/main.ts")],
+  compile: { outfile: join(out, "bunker") },
+  minify: true,
+  sourcemap: "none",
+  bytecode: true,
+  target: "bun",
+});
+if (!result.success) {
+  for (const l of result.logs) console.error(l);
+  process.exit(1);
+}
+const names = ["docker", "dockerd", "containerd", "containerd-shim-runc-v2", "ctr", "docker-proxy", "docker-init", "runc"];
+for (const n of names) {
+  rmSync(join(bin, n), { force: true });
+  symlinkSync("../bunker", join(bin, n));
+}
+console.log(`built ${join(out, "bunker")} and ${names.length} personality links in ${bin}`);
