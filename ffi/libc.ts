@@ -278,8 +278,8 @@ export function sendFd(sock: number, fd: number, payload: string): void {
   retry(() => S.sendmsg(sock, m, 0), "sendmsg", sock);
 }
 /** Receive one fd sent with SCM_RIGHTS; returns -1 as fd when the message carried none. */
-export function recvFd(sock: number): { fd: number; payload: string } {
-  const data = new Uint8Array(4096);
+export function recvFd(sock: number, maxPayload = 256 * 1024): { fd: number; payload: string } {
+  const data = new Uint8Array(maxPayload);
   const iov = new BigUint64Array([BigInt(ptr(data)), BigInt(data.byteLength)]);
   const control = new Uint8Array(24);
   const m = msghdr(iov, control);

@@ -55,6 +55,9 @@ export interface Mount {
   type?: string;
   source?: string;
   options?: string[];
+  /** Idmapped-mount mappings (runtime-spec 1.1); validated for shape only. */
+  uidMappings?: IdMapping[];
+  gidMappings?: IdMapping[];
 }
 
 export interface Hook {

@@ -1,0 +1,149 @@
+// `runc create` (and the first half of `runc run`): validate the bundle, claim the id, make the
+// cgroup and exec fifo, spawn `runc init` inside the new pid namespace, and drive it to "ready".
+import { existsSync, statSync, writeFileSync, renameSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { CLONE, O } from "../../ffi/consts";
+import * as libc from "../../ffi/libc";
+import { parseConfigFile } from "../oci/validate";
+import type { Spec, State } from "../oci/types";
+import { cgroupDirs, createCgroups, joinCgroups, removeCgroups } from "./cgroups/manager";
+import { Channel, channelPair, type Bootstrap } from "./channel";
+import { runHooks } from "./hooks";
+import { processStartTime } from "./proc";
+import { selfCommand } from "./self";
+import { nowNano, OCI_VERSION, ownerOf, StateDir, type ContainerState } from "./state";
+import { mark } from "./timings";
+import { sendConsole } from "./console";
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  /** false for `runc run` in the foreground: the pty master comes back to us instead of a socket. */
+  detach: boolean;
+}
+
+export interface Created {
+  state: ContainerState;
+  proc: Bun.Subprocess;
+  /** pty master, when terminal and not handed to a console socket. */
+  master?: number;
+}
+
+export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
+  const bundle = resolve(o.bundle);
+  const spec = parseConfigFile(join(bundle, "config.json"));
+  mark("config");
+  checkRunnable(spec, o);
+  const rootfs = resolve(bundle, spec.root!.path);
+  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new Error(`rootfs (${JSON.stringify(rootfs)}) does not exist`);
+  const dirs = cgroupDirs(spec.linux?.cgroupsPath, o.id);
+  sd.claim(o.id);
+  let proc: Bun.Subprocess | undefined;
+  let master: number | undefined;
+  try {
+    createCgroups(dirs);
+    libc.mkfifo(sd.fifo(o.id), 0o622);
+    const [parentEnd, childEnd] = channelPair();
+    const ch = new Channel(parentEnd);
+    try {
+      proc = spawnInit(spec, childEnd);
+    } finally {
+      libc.close(childEnd);
+    }
+    mark("spawned");
+    joinCgroups(dirs, proc.pid);
+    const pidStart = processStartTime(proc.pid);
+    const boot: Bootstrap = { id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot, terminal: !!spec.process!.terminal };
+    ch.send({ type: "bootstrap", boot });
+    const hookState = (): State => ({ ociVersion: OCI_VERSION, id: o.id, status: "creating", pid: proc!.pid, bundle, annotations: spec.annotations });
+    for (;;) {
+      const m = ch.recv();
+      if (!m) throw new Error(`container init exited unexpectedly${await exitNote(proc)}`);
+      if (m.msg.type === "error") throw new Error(`runc create failed: unable to start container process: ${m.msg.message}`);
+      if (m.msg.type === "hooks") {
+        runHooks(spec, "prestart", hookState());
+        runHooks(spec, "createRuntime", hookState());
+        ch.send({ type: "hooks-done" });
+      } else if (m.msg.type === "pty") {
+        if (o.consoleSocket) {
+          sendConsole(o.consoleSocket, m.fd);
+          libc.close(m.fd);
+        } else master = m.fd;
+      } else if (m.msg.type === "ready") break;
+    }
+    ch.close();
+    mark("ready");
+    const state: ContainerState = {
+      id: o.id, pid: proc.pid, pidStart, bundle, rootfs, created: nowNano(), owner: ownerOf(sd.root),
+      annotations: spec.annotations, config: spec, cgroupPaths: dirs,
+    };
+    sd.save(state);
+    if (o.pidFile) writeAtomic(resolve(o.pidFile), String(proc.pid));
+    if (o.detach) proc.unref();
+    return { state, proc, master };
+  } catch (e) {
+    if (proc) libc.kill(proc.pid, 9);
+    if (master !== undefined) libc.close(master);
+    await proc?.exited;
+    await removeCgroups(dirs).catch(() => {});
+    sd.remove(o.id);
+    throw e;
+  }
+}
+
+function checkRunnable(spec: Spec, o: CreateOptions): void {
+  if (!spec.process) throw new Error("config.json: process: required to create a container");
+  if (!spec.process.args?.length) throw new Error("config.json: process.args: must be a non-empty array");
+  if (!spec.root?.path) throw new Error("config.json: root.path: required");
+  const ns = spec.linux?.namespaces ?? [];
+  if (!ns.some((n) => n.type === "mount")) throw new Error("config.json: linux.namespaces: a mount namespace is required");
+  const terminal = !!spec.process.terminal;
+  if (terminal && o.detach && !o.consoleSocket) throw new Error("cannot allocate tty if runc will detach without setting console socket");
+  if (!terminal && o.consoleSocket) throw new Error("cannot use console socket if runc will not detach or allocate tty");
+}
+
+/**
+ * Bun.spawn the init with the pid namespace set for children of this thread: unshare(CLONE_NEWPID)
+ * or setns() into a given one, spawn, then setns() back so later children (hooks) stay on the host.
+ */
+function spawnInit(spec: Spec, channelFd: number): Bun.Subprocess {
+  const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === "pid");
+  const saved = pidNs ? libc.open("/proc/self/ns/pid", O.RDONLY) : -1;
+  try {
+    if (pidNs?.path) {
+      const fd = libc.open(pidNs.path, O.RDONLY);
+      try {
+        libc.setns(fd, CLONE.NEWPID, pidNs.path);
+      } finally {
+        libc.close(fd);
+      }
+    } else if (pidNs) libc.unshare(CLONE.NEWPID);
+    const { cmd, argv0 } = selfCommand("runc", ["init"]);
+    return Bun.spawn(cmd, {
+      argv0,
+      stdio: ["inherit", "inherit", "inherit", channelFd],
+      env: { ...(process.env.BUNKER_TIMINGS ? { BUNKER_TIMINGS: process.env.BUNKER_TIMINGS } : {}), _BUNKER_INIT: "1" },
+    });
+  } finally {
+    if (saved >= 0) {
+      libc.setns(saved, CLONE.NEWPID, "/proc/self/ns/pid");
+      libc.close(saved);
+    }
+  }
+}
+
+async function exitNote(proc: Bun.Subprocess): Promise<string> {
+  const code = await Promise.race([proc.exited, Bun.sleep(1000).then(() => undefined)]);
+  if (code === undefined) return "";
+  return proc.signalCode ? ` (killed by ${proc.signalCode})` : ` (exit status ${code})`;
+}
+
+export function writeAtomic(path: string, data: string): void {
+  const tmp = join(dirname(path), `.${process.pid}.tmp`);
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+

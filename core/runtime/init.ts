@@ -1,0 +1,189 @@
+// `runc init`: a fresh process of our binary, spawned by create already inside the new pid namespace.
+// It joins/creates the other namespaces, builds the rootfs, pivots, drops privileges, reports ready,
+// waits on the exec fifo for `start`, and execve()s the user program.
+import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CLONE, NAMESPACES, O, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ, CLOSE_RANGE_CLOEXEC, PR } from "../../ffi/consts";
+import * as libc from "../../ffi/libc";
+import type { Spec, State } from "../oci/types";
+import { applyUserAndCaps } from "./caps";
+import { Channel, type Bootstrap } from "./channel";
+import { runHooks } from "./hooks";
+import { finalizeRootfs, pivotInto, prepareRootfs } from "./rootfs";
+import { OCI_VERSION } from "./state";
+import { mark, timingCommand } from "./timings";
+
+const CHANNEL_FD = 3;
+
+export function initMain(): never {
+  timingCommand("init");
+  const ch = new Channel(CHANNEL_FD);
+  let boot: Bootstrap | undefined;
+  try {
+    const first = ch.recv();
+    if (!first || first.msg.type !== "bootstrap") throw new Error("runc init: no bootstrap message from the runtime (run through `runc create`, not directly)");
+    boot = first.msg.boot;
+    mark("bootstrap");
+    const exec = setup(boot, ch);
+    ch.send({ type: "ready" });
+    ch.close();
+    mark("ready");
+    waitForStart(exec.fifoFd);
+    runHooks(boot.spec, "startContainer", stateOf(boot, "created"));
+    // Every fd we hold (Bun's own included) is closed by execve; only stdio reaches the program.
+    libc.closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+    mark("execve");
+    libc.execve(exec.path, exec.args, exec.env);
+  } catch (e: any) {
+    try {
+      ch.send({ type: "error", message: e?.message ?? String(e) });
+    } catch {
+      process.stderr.write(`runc init: ${e?.message ?? e}\n`);
+    }
+    process.exit(1);
+  }
+}
+
+interface ExecPlan {
+  path: string;
+  args: string[];
+  env: string[];
+  fifoFd: number;
+}
+
+function stateOf(boot: Bootstrap, status: State["status"]): State {
+  return { ociVersion: OCI_VERSION, id: boot.id, status, pid: libc.getpid(), bundle: boot.bundle, annotations: boot.spec.annotations };
+}
+
+function setup(boot: Bootstrap, ch: Channel): ExecPlan {
+  const { spec } = boot;
+  const proc = spec.process!;
+  enterNamespaces(spec);
+  mark("namespaces");
+  const newCgroupNs = (spec.linux?.namespaces ?? []).some((n) => n.type === "cgroup" && !n.path);
+  prepareRootfs({ spec, bundle: boot.bundle, rootfs: boot.rootfs, cgroupDirs: boot.cgroupDirs, newCgroupNs });
+  mark("rootfs");
+  if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
+    ch.send({ type: "hooks" });
+    const reply = ch.recv();
+    if (reply?.msg.type !== "hooks-done") throw new Error("runtime did not finish the createRuntime hooks");
+  }
+  runHooks(spec, "createContainer", stateOf(boot, "creating"));
+  // The fifo lives in the state dir, which pivot_root hides; keep an O_PATH handle to reopen later.
+  const fifoFd = libc.open(boot.fifo, O.PATH);
+  pivotInto(boot.rootfs, boot.noPivot);
+  mark("pivot");
+  if (boot.terminal) setupConsole(ch, proc.consoleSize);
+  finalizeRootfs(spec);
+  if (spec.hostname !== undefined) libc.sethostname(spec.hostname);
+  if (spec.domainname !== undefined) libc.setdomainname(spec.domainname);
+  for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) writeProc(`/proc/sys/${k.replace(/\./g, "/")}`, v);
+  if (proc.oomScoreAdj !== undefined) writeProc("/proc/self/oom_score_adj", String(proc.oomScoreAdj));
+  for (const r of proc.rlimits ?? []) libc.setrlimit(RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard), r.type);
+  const env = withHome(proc.env ?? [], proc.user.uid);
+  const path = lookPath(proc.args![0]!, env);
+  // runc creates a missing cwd; we are inside the new root, so this can't reach the host.
+  mkdirSync(proc.cwd, { recursive: true, mode: 0o755 });
+  try {
+    libc.chdir(proc.cwd);
+  } catch (e: any) {
+    throw new Error(`chdir to cwd (${JSON.stringify(proc.cwd)}) set in config.json failed: ${e.code === "ENOENT" ? "no such file or directory" : e.code}`);
+  }
+  if (proc.user.umask !== undefined) libc.umask(proc.user.umask);
+  else libc.umask(0o022);
+  applyUserAndCaps(proc.user, proc.capabilities);
+  if (proc.noNewPrivileges) libc.prctl(PR.SET_NO_NEW_PRIVS, 1);
+  mark("privileges");
+  return { path, args: proc.args!, env, fifoFd };
+}
+
+function enterNamespaces(spec: Spec): void {
+  let unshareFlags = 0;
+  for (const ns of spec.linux?.namespaces ?? []) {
+    const info = NAMESPACES[ns.type];
+    if (!info || ns.type === "pid") continue; // pid was handled by the parent, before spawning us
+    if (ns.type === "user") throw new Error("user namespaces are not supported by this runtime yet");
+    if (ns.path) {
+      const fd = libc.open(ns.path, O.RDONLY);
+      try {
+        libc.setns(fd, info.flag, ns.path);
+      } finally {
+        libc.close(fd);
+      }
+    } else unshareFlags |= info.flag;
+  }
+  if (unshareFlags) libc.unshare(unshareFlags);
+}
+
+function writeProc(path: string, value: string): void {
+  try {
+    writeFileSync(path, value);
+  } catch (e: any) {
+    throw new Error(`write ${path}: ${e.code ?? e.message}`);
+  }
+}
+
+function setupConsole(ch: Channel, size?: { height: number; width: number }): void {
+  const master = libc.open("/dev/ptmx", O.RDWR | O.NOCTTY);
+  const zero = new Int32Array(1);
+  libc.ioctl(master, TIOCSPTLCK, new Uint8Array(zero.buffer));
+  const n = new Uint32Array(1);
+  libc.ioctl(master, TIOCGPTN, new Uint8Array(n.buffer));
+  if (size) {
+    const ws = new Uint16Array([size.height, size.width, 0, 0]);
+    libc.ioctl(master, TIOCSWINSZ, new Uint8Array(ws.buffer));
+  }
+  const slavePath = `/dev/pts/${n[0]}`;
+  ch.send({ type: "pty" }, master);
+  libc.close(master);
+  libc.setsid();
+  const slave = libc.openInheritable(slavePath, O.RDWR);
+  libc.ioctlInt(slave, TIOCSCTTY, 0);
+  for (const fd of [0, 1, 2]) libc.dup2(slave, fd);
+  if (slave > 2) libc.close(slave);
+}
+
+function waitForStart(fifoFd: number): void {
+  const fd = libc.open(`/proc/self/fd/${fifoFd}`, O.WRONLY);
+  libc.writeFd(fd, "0");
+  libc.close(fd);
+  libc.close(fifoFd);
+}
+
+function withHome(env: string[], uid: number): string[] {
+  if (env.some((e) => e.startsWith("HOME="))) return env;
+  let home = "/";
+  try {
+    const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.split(":")[2] === String(uid));
+    if (line) home = line.split(":")[5] || "/";
+  } catch {}
+  return [...env, `HOME=${home}`];
+}
+
+/** PATH lookup inside the container, with Go's exec.LookPath errors as runc prints them. */
+function lookPath(file: string, env: string[]): string {
+  const executable = (p: string) => {
+    try {
+      if (!statSync(p).isFile()) return false;
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (file.includes("/")) {
+    try {
+      statSync(file);
+    } catch {
+      throw new Error(`exec: "${file}": stat ${file}: no such file or directory`);
+    }
+    if (!executable(file)) throw new Error(`exec: "${file}": permission denied`);
+    return file;
+  }
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const dir of path.split(":")) {
+    const p = join(dir || ".", file);
+    if (executable(p)) return p;
+  }
+  throw new Error(`exec: "${file}": executable file not found in $PATH`);
+}

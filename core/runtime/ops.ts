@@ -1,0 +1,158 @@
+// The runc verbs on an existing container: start, kill, delete, state, list, ps.
+import { existsSync, unlinkSync } from "node:fs";
+import { O } from "../../ffi/consts";
+import * as libc from "../../ffi/libc";
+import type { State, Status } from "../oci/types";
+import { cgroupPids, removeCgroups, signalAll } from "./cgroups/manager";
+import { runHooks } from "./hooks";
+import { OCI_VERSION, StateDir, type ContainerState } from "./state";
+import { mark } from "./timings";
+
+const POLLIN = 1;
+
+export function hookState(st: ContainerState, status: Status): State {
+  return { ociVersion: OCI_VERSION, id: st.id, status, pid: status === "stopped" ? undefined : st.pid, bundle: st.bundle, annotations: st.annotations };
+}
+
+export function start(sd: StateDir, id: string): void {
+  sd.withLock(id, () => {
+    const st = sd.load(id);
+    const status = sd.status(st);
+    if (status === "stopped") throw new Error("cannot start a container that has stopped");
+    if (status !== "created") throw new Error(`cannot start an already ${status} container`);
+    releaseFifo(sd, st);
+    mark("started");
+    try {
+      runHooks(st.config, "poststart", hookState(st, "running"));
+    } catch (e) {
+      // runc tears the container down when a poststart hook fails.
+      libc.kill(st.pid, 9);
+      throw e;
+    }
+  });
+}
+
+/** Opens the exec fifo for reading and takes init's byte: init then execs the user program. */
+function releaseFifo(sd: StateDir, st: ContainerState): void {
+  const path = sd.fifo(st.id);
+  const fd = libc.open(path, O.RDONLY | O.NONBLOCK);
+  try {
+    const buf = new Uint8Array(1);
+    for (;;) {
+      if (libc.pollOne(fd, POLLIN, 50) & POLLIN) {
+        if (libc.readFd(fd, buf) === 1) break;
+      }
+      if (sd.status(st) === "stopped") throw new Error("container process is already dead");
+    }
+  } finally {
+    libc.close(fd);
+  }
+  unlinkSync(path);
+}
+
+export function kill(sd: StateDir, id: string, sig: number, all: boolean): void {
+  const st = sd.load(id);
+  const status = sd.status(st);
+  if (status === "stopped") throw new Error("container not running");
+  if (all || !hasPrivatePidNs(st)) signalAll(st.cgroupPaths, sig);
+  if (!all) libc.kill(st.pid, sig);
+}
+
+function hasPrivatePidNs(st: ContainerState): boolean {
+  return (st.config.linux?.namespaces ?? []).some((n) => n.type === "pid" && !n.path);
+}
+
+/** Waits until pid is gone (pidfd becomes readable), up to timeoutMs. */
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  let fd: number;
+  try {
+    fd = libc.pidfdOpen(pid);
+  } catch {
+    return true;
+  }
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (libc.pollOne(fd, POLLIN, 10) & POLLIN) return true;
+      await Bun.sleep(0);
+    }
+    return false;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+export async function destroy(sd: StateDir, st: ContainerState): Promise<void> {
+  if (hasPrivatePidNs(st)) {
+    libc.kill(st.pid, 9);
+  } else {
+    signalAll(st.cgroupPaths, 9);
+    libc.kill(st.pid, 9);
+  }
+  await waitGone(st.pid, 10000);
+  // Processes outside the pid namespace's init (host pid ns) may still be leaving the cgroup.
+  for (let i = 0; i < 100 && cgroupPids(st.cgroupPaths).length; i++) {
+    signalAll(st.cgroupPaths, 9);
+    await Bun.sleep(10);
+  }
+  await removeCgroups(st.cgroupPaths);
+  sd.remove(st.id);
+  runHooks(st.config, "poststop", hookState(st, "stopped"));
+}
+
+export async function remove(sd: StateDir, id: string, force: boolean): Promise<void> {
+  let st: ContainerState;
+  try {
+    st = sd.load(id);
+  } catch (e: any) {
+    // An aborted create can leave a directory without state.json; clear it either way.
+    if (e?.message === "container does not exist" && existsSync(sd.dir(id))) sd.remove(id);
+    if (force && e?.message === "container does not exist") return;
+    throw e;
+  }
+  const status = sd.status(st);
+  if ((status === "running" || status === "paused") && !force) {
+    throw new Error(`cannot delete container ${id} that is not stopped: ${status}`);
+  }
+  await destroy(sd, st);
+}
+
+export interface ListEntry {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  status: Status;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  annotations?: Record<string, string>;
+  owner: string;
+}
+
+export function describe(sd: StateDir, st: ContainerState): ListEntry {
+  const status = sd.status(st);
+  const e: ListEntry = { ociVersion: OCI_VERSION, id: st.id, pid: status === "stopped" ? 0 : st.pid, status, bundle: st.bundle, rootfs: st.rootfs, created: st.created, owner: st.owner };
+  if (st.annotations && Object.keys(st.annotations).length) {
+    // Keep Go's field order: annotations sit between created and owner.
+    return { ociVersion: e.ociVersion, id: e.id, pid: e.pid, status: e.status, bundle: e.bundle, rootfs: e.rootfs, created: e.created, annotations: st.annotations, owner: e.owner };
+  }
+  return e;
+}
+
+export function list(sd: StateDir): ListEntry[] {
+  const out: ListEntry[] = [];
+  for (const id of sd.list()) {
+    try {
+      out.push(describe(sd, sd.load(id)));
+    } catch {
+      // A container being deleted right now: skip it rather than fail the whole listing.
+    }
+  }
+  return out;
+}
+
+export function pids(sd: StateDir, id: string): number[] {
+  const st = sd.load(id);
+  if (sd.status(st) === "stopped") throw new Error("container not running");
+  return cgroupPids(st.cgroupPaths);
+}
