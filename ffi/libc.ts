@@ -1,10 +1,10 @@
 // Typed bindings to the libc calls the runtime needs. Every wrapper throws SyscallError naming the
 // call, the arguments that matter and errno's symbolic name: mount("proc", "/x/proc"): EPERM.
-import { dlopen, ptr, read, type Pointer } from "bun:ffi";
+import { dlopen, ptr, read, type FFIFunction, type Pointer } from "bun:ffi";
 import { SyscallError } from "./errno";
 import { O, SCM_RIGHTS, SOL_SOCKET, syscallNumber } from "./consts";
 
-const lib = dlopen("libc.so.6", {
+const DEFS = {
   __errno_location: { args: [], returns: "ptr" },
   mount: { args: ["ptr", "ptr", "ptr", "u64", "ptr"], returns: "i32" },
   umount2: { args: ["ptr", "i32"], returns: "i32" },
@@ -51,8 +51,16 @@ const lib = dlopen("libc.so.6", {
   umask: { args: ["u32"], returns: "u32" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   fchown: { args: ["i32", "u32", "u32"], returns: "i32" },
+} satisfies Record<string, FFIFunction>;
+
+// Bun compiles a trampoline for every symbol at dlopen time, which costs milliseconds for the whole
+// table; binding each symbol on first use keeps short-lived processes (runc create/start) fast.
+type Symbols = ReturnType<typeof dlopen<typeof DEFS>>["symbols"];
+const S = new Proxy({} as Symbols, {
+  get(cache: any, name: string) {
+    return (cache[name] ??= dlopen("libc.so.6", { [name]: (DEFS as any)[name] }).symbols[name]);
+  },
 });
-const S = lib.symbols;
 
 export function errno(): number {
   return read.i32(S.__errno_location() as Pointer, 0);

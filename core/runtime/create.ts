@@ -34,7 +34,7 @@ export interface Created {
 
 export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   const bundle = resolve(o.bundle);
-  const spec = parseConfigFile(join(bundle, "config.json"));
+  const spec = parseConfigFile(join(bundle, "config.json"), { create: true });
   mark("config");
   checkRunnable(spec, o);
   const rootfs = resolve(bundle, spec.root!.path);

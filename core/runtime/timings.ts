@@ -1,9 +1,11 @@
 // Per-stage timings for bench/runc-run.sh: with BUNKER_TIMINGS=<file>, each runtime process appends
 // "<pid> <command> <stage> <ms since process start>" lines. Off unless asked for, so it costs nothing.
-import { appendFileSync } from "node:fs";
+// The file stays open so `runc init` can still write after pivot_root hid the host's paths.
+import { openSync, writeSync } from "node:fs";
 
 const file = process.env.BUNKER_TIMINGS;
 let command = "?";
+let fd = -1;
 
 export function timingCommand(name: string): void {
   command = name;
@@ -12,7 +14,8 @@ export function timingCommand(name: string): void {
 export function mark(stage: string): void {
   if (!file) return;
   try {
-    appendFileSync(file, `${process.pid} ${command} ${stage} ${performance.now().toFixed(2)}\n`);
+    if (fd < 0) fd = openSync(file, "a");
+    writeSync(fd, `${process.pid} ${command} ${stage} ${performance.now().toFixed(2)}\n`);
   } catch {
     // Timings are advisory; never let them break a container start.
   }
