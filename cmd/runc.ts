@@ -63,14 +63,14 @@ const COMMANDS: Record<string, Command> = {
     usage: "runc create [command options] <container-id>", about: "create a container", args: [1, 1], flags: CREATE_FLAGS,
     run: async (ctx, [id], f) => {
       const { create } = await import("../core/runtime/create");
-      await create(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: true });
+      await failed("create", () => create(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: true }));
       return 0;
     },
   },
   run: {
     usage: "runc run [command options] <container-id>", about: "create and run a container", args: [1, 1],
     flags: [...CREATE_FLAGS, { name: "detach", aliases: ["d"], type: "bool", help: "detach from the container's process" }, { name: "keep", type: "bool", help: "do not delete the container after it exits" }, { name: "no-subreaper", type: "bool", help: "disable the use of the subreaper used to reap reparented processes" }],
-    run: async (ctx, [id], f) => (await import("../core/runtime/run")).run(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: !!f.detach, keep: !!f.keep }),
+    run: async (ctx, [id], f) => failed("run", async () => (await import("../core/runtime/run")).run(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: !!f.detach, keep: !!f.keep })),
   },
   start: {
     usage: "runc start <container-id>", about: "executes the user defined process in a created container", args: [1, 1], flags: [],
@@ -80,7 +80,8 @@ const COMMANDS: Record<string, Command> = {
     usage: "runc state <container-id>", about: "output the state of a container", args: [1, 1], flags: [],
     run: async (ctx, [id]) => {
       const { describe } = await import("../core/runtime/ops");
-      process.stdout.write(JSON.stringify(describe(ctx.sd, ctx.sd.load(id!)), null, "  ") + "\n");
+      // runc's state leaves owner empty (only list fills it) and ends without a newline.
+      process.stdout.write(JSON.stringify({ ...describe(ctx.sd, ctx.sd.load(id!)), owner: "" }, null, "  "));
       return 0;
     },
   },
@@ -132,6 +133,15 @@ const COMMANDS: Record<string, Command> = {
     run: async () => (await import("../core/runtime/init")).initMain(),
   },
 };
+
+/** runc prefixes every create/run failure with the action. */
+async function failed<T>(action: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e: any) {
+    throw new Error(`runc ${action} failed: ${e?.message ?? e}`);
+  }
+}
 
 function versionText(): string {
   return `runc version ${RUNC_VERSION}\ncommit: bunker\nspec: ${SPEC_VERSION}\ngo: bun${Bun.version}\n`;

@@ -62,7 +62,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     for (;;) {
       const m = ch.recv();
       if (!m) throw new Error(`container init exited unexpectedly${await exitNote(proc)}`);
-      if (m.msg.type === "error") throw new Error(`runc create failed: unable to start container process: ${m.msg.message}`);
+      if (m.msg.type === "error") throw new Error(`unable to start container process: ${m.msg.message}`);
       if (m.msg.type === "hooks") {
         runHooks(spec, "prestart", hookState());
         runHooks(spec, "createRuntime", hookState());

@@ -153,6 +153,6 @@ export function list(sd: StateDir): ListEntry[] {
 
 export function pids(sd: StateDir, id: string): number[] {
   const st = sd.load(id);
-  if (sd.status(st) === "stopped") throw new Error("container not running");
-  return cgroupPids(st.cgroupPaths);
+  // runc lists a stopped container's (empty) cgroup rather than failing.
+  return sd.status(st) === "stopped" ? [] : cgroupPids(st.cgroupPaths);
 }

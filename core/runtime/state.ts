@@ -58,7 +58,7 @@ export class StateDir {
     try {
       mkdirSync(this.dir(id), { mode: 0o711 });
     } catch (e: any) {
-      if (e.code === "EEXIST") throw new Error(`container with id exists: ${id}`);
+      if (e.code === "EEXIST") throw new Error("container with given ID already exists");
       throw e;
     }
   }
