@@ -1,6 +1,7 @@
 // The one binary: picks a personality from the basename of argv[0] (busybox style), or from the
 // first argument when called as `bunker <personality> ...`.
 import { basename } from "node:path";
+import { out, err } from "../core/cli/io";
 
 type Entry = (argv: string[]) => Promise<number> | number;
 
@@ -33,11 +34,11 @@ ${rows.join("\n")}
 async function dispatch(name: string, args: string[]): Promise<number> {
   const p = PERSONALITIES[name];
   if (!p) {
-    process.stderr.write(`bunker: unknown personality "${name}"; run 'bunker --help' for the list\n`);
+    err(`bunker: unknown personality "${name}"; run 'bunker --help' for the list\n`);
     return 1;
   }
   if (!p.load) {
-    process.stderr.write(`bunker: ${name} is not built yet in this version of bunker\n`);
+    err(`bunker: ${name} is not built yet in this version of bunker\n`);
     return 1;
   }
   return (await p.load())(args);
@@ -51,11 +52,11 @@ async function main(): Promise<number> {
   if (self in PERSONALITIES) return dispatch(self, argv.slice(2));
   const [first, ...rest] = argv.slice(2);
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
-    process.stdout.write(help());
+    out(help());
     return first === undefined ? 1 : 0;
   }
   if (first === "--version" || first === "-v") {
-    process.stdout.write(`bunker version ${VERSION}\n`);
+    out(`bunker version ${VERSION}\n`);
     return 0;
   }
   return dispatch(first, rest);
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`bunker: ${err?.stack ?? err}\n`);
+    err(`bunker: ${err?.stack ?? err}\n`);
     process.exit(1);
   },
 );

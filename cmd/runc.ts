@@ -7,6 +7,7 @@ import { tabwrite } from "../core/cli/tabwriter";
 import { Logger, type LogFormat } from "../core/runtime/log";
 import { StateDir } from "../core/runtime/state";
 import { timingCommand, mark } from "../core/runtime/timings";
+import { out, err } from "../core/cli/io";
 
 export const RUNC_VERSION = "1.1.5";
 const SPEC_VERSION = "1.0.2-dev";
@@ -81,7 +82,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (ctx, [id]) => {
       const { describe } = await import("../core/runtime/ops");
       // runc's state leaves owner empty (only list fills it) and ends without a newline.
-      process.stdout.write(JSON.stringify({ ...describe(ctx.sd, ctx.sd.load(id!)), owner: "" }, null, "  "));
+      out(JSON.stringify({ ...describe(ctx.sd, ctx.sd.load(id!)), owner: "" }, null, "  "));
       return 0;
     },
   },
@@ -91,11 +92,11 @@ const COMMANDS: Record<string, Command> = {
     run: async (ctx, _a, f) => {
       const { list } = await import("../core/runtime/ops");
       const all = list(ctx.sd);
-      if (f.quiet) process.stdout.write(all.map((c) => c.id + "\n").join(""));
-      else if (f.format === "json") process.stdout.write(JSON.stringify(all.length ? all : null) + "\n");
+      if (f.quiet) out(all.map((c) => c.id + "\n").join(""));
+      else if (f.format === "json") out(JSON.stringify(all.length ? all : null) + "\n");
       else if (f.format === "table") {
         const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], ...all.map((c) => [c.id, String(c.pid), c.status, c.bundle, c.created, c.owner])];
-        process.stdout.write(tabwrite(rows, 12, 3));
+        out(tabwrite(rows, 12, 3));
       } else throw new Error(`invalid format option`);
       return 0;
     },
@@ -118,13 +119,13 @@ const COMMANDS: Record<string, Command> = {
       const list = pids(ctx.sd, id!);
       if (f.format === "json") {
         if (psArgs.length) throw new Error("ps options are not supported with --format json");
-        process.stdout.write(JSON.stringify(list) + "\n");
+        out(JSON.stringify(list) + "\n");
         return 0;
       }
       if (f.format !== "table") throw new Error("invalid format option");
       if (psArgs.length && !(psArgs.length === 1 && psArgs[0] === "-ef")) throw new Error(`ps options other than -ef are not supported: ${psArgs.join(" ")}`);
       const { psTable } = await import("../core/runtime/pstable");
-      process.stdout.write(psTable(list));
+      out(psTable(list));
       return 0;
     },
   },
@@ -179,22 +180,22 @@ export async function main(argv: string[]): Promise<number> {
     const fmt = String(g.flags["log-format"]);
     if (fmt !== "text" && fmt !== "json") throw new UsageError(`invalid log-format: ${fmt}`);
     log = new Logger((g.flags.log as string) || undefined, fmt as LogFormat, !!g.flags.debug);
-    if (g.flags.version) return process.stdout.write(versionText()), 0;
+    if (g.flags.version) return out(versionText()), 0;
     const [name, ...rest] = g.args;
-    if (g.flags.help || !name || name === "help") return process.stdout.write(helpText()), 0;
+    if (g.flags.help || !name || name === "help") return out(helpText()), 0;
     const cmd = COMMANDS[name];
     if (!cmd) {
-      process.stderr.write(`No help topic for '${name}'\n`);
+      err(`No help topic for '${name}'\n`);
       return 3;
     }
     if (g.flags["systemd-cgroup"]) throw new Error("systemd cgroup driver is not supported: systemd is not running on this host or not supported by bunker yet");
     timingCommand(name);
     mark("start");
     const c = parseFlags(rest, [...cmd.flags, { name: "help", aliases: ["h"], type: "bool" }]);
-    if (c.flags.help) return process.stdout.write(commandHelp(name, cmd)), 0;
+    if (c.flags.help) return out(commandHelp(name, cmd)), 0;
     const [min, max] = cmd.args;
     if (c.args.length < min || c.args.length > max) {
-      process.stderr.write("Incorrect Usage.\n\n" + commandHelp(name, cmd) + "\n");
+      err("Incorrect Usage.\n\n" + commandHelp(name, cmd) + "\n");
       const what = min === max ? `exactly ${min}` : c.args.length < min ? `a minimum of ${min}` : `a maximum of ${max}`;
       log.error(`runc: "${name}" requires ${what} argument(s)`);
       return 1;

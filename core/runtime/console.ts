@@ -2,6 +2,7 @@
 // in the foreground, wiring the user's terminal (raw mode, restored on exit) to the container's pty.
 import { TIOCGWINSZ, TIOCSWINSZ } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
+import { out } from "../cli/io";
 
 /** runc sends the master over the socket with SCM_RIGHTS, the message carrying the pty's name. */
 export function sendConsole(socketPath: string, master: number): void {
@@ -51,11 +52,11 @@ export function attachConsole(master: number): { done: Promise<void>; restore: (
 
   const done = (async () => {
     const { createReadStream } = await import("node:fs");
-    const out = createReadStream("", { fd: master, autoClose: false, highWaterMark: 64 * 1024 });
+    const reader = createReadStream("", { fd: master, autoClose: false, highWaterMark: 64 * 1024 });
     await new Promise<void>((resolve) => {
-      out.on("data", (d) => process.stdout.write(d));
-      out.on("error", () => resolve());
-      out.on("end", () => resolve());
+      reader.on("data", (d) => out(d as Buffer));
+      reader.on("error", () => resolve());
+      reader.on("end", () => resolve());
     });
   })();
 

@@ -12,6 +12,7 @@ import { runHooks } from "./hooks";
 import { finalizeRootfs, pivotInto, prepareRootfs } from "./rootfs";
 import { OCI_VERSION } from "./state";
 import { mark, timingCommand } from "./timings";
+import { err } from "../cli/io";
 
 const CHANNEL_FD = 3;
 
@@ -38,7 +39,7 @@ export function initMain(): never {
     try {
       ch.send({ type: "error", message: e?.message ?? String(e) });
     } catch {
-      process.stderr.write(`runc init: ${e?.message ?? e}\n`);
+      err(`runc init: ${e?.message ?? e}\n`);
     }
     process.exit(1);
   }

@@ -1,6 +1,7 @@
 // runc's logging: logrus lines to --log (stderr by default) in text or json format. When the log goes
 // to a file, fatal errors are also printed plainly on stderr, as runc does.
 import { appendFileSync } from "node:fs";
+import { err } from "../cli/io";
 
 export type LogFormat = "text" | "json";
 type Level = "debug" | "info" | "warning" | "error" | "fatal";
@@ -22,9 +23,9 @@ export class Logger {
     const l = this.line(level, msg);
     try {
       if (this.file) appendFileSync(this.file, l);
-      else process.stderr.write(l);
+      else err(l);
     } catch {
-      process.stderr.write(l);
+      err(l);
     }
   }
 
@@ -36,6 +37,6 @@ export class Logger {
   }
   error(msg: string): void {
     this.emit("error", msg);
-    if (this.file) process.stderr.write(msg + "\n");
+    if (this.file) err(msg + "\n");
   }
 }
