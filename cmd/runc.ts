@@ -75,7 +75,7 @@ const COMMANDS: Record<string, Command> = {
   },
   start: {
     usage: "runc start <container-id>", about: "executes the user defined process in a created container", args: [1, 1], flags: [],
-    run: async (ctx, [id]) => ((await import("../core/runtime/ops")).start(ctx.sd, id!), 0),
+    run: async (ctx, [id]) => (await (await import("../core/runtime/ops")).start(ctx.sd, id!), 0),
   },
   state: {
     usage: "runc state <container-id>", about: "output the state of a container", args: [1, 1], flags: [],
@@ -104,7 +104,7 @@ const COMMANDS: Record<string, Command> = {
   kill: {
     usage: "runc kill [command options] <container-id> [signal]", about: "kill sends the specified signal (default: SIGTERM) to the container's init process", args: [1, 2],
     flags: [{ name: "all", aliases: ["a"], type: "bool", help: "send the specified signal to all processes inside the container" }],
-    run: async (ctx, [id, sig], f) => ((await import("../core/runtime/ops")).kill(ctx.sd, id!, parseSignal(sig ?? "SIGTERM"), !!f.all), 0),
+    run: async (ctx, [id, sig], f) => (await (await import("../core/runtime/ops")).kill(ctx.sd, id!, parseSignal(sig ?? "SIGTERM"), !!f.all), 0),
   },
   delete: {
     usage: "runc delete [command options] <container-id>", about: "delete any resources held by the container often used with detached container", args: [1, 1],

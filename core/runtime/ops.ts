@@ -14,8 +14,8 @@ export function hookState(st: ContainerState, status: Status): State {
   return { ociVersion: OCI_VERSION, id: st.id, status, pid: status === "stopped" ? undefined : st.pid, bundle: st.bundle, annotations: st.annotations };
 }
 
-export function start(sd: StateDir, id: string): void {
-  sd.withLock(id, () => {
+export async function start(sd: StateDir, id: string): Promise<void> {
+  await sd.withLock(id, () => {
     const st = sd.load(id);
     const status = sd.status(st);
     if (status === "stopped") throw new Error("cannot start a container that has stopped");
@@ -50,12 +50,13 @@ function releaseFifo(sd: StateDir, st: ContainerState): void {
   unlinkSync(path);
 }
 
-export function kill(sd: StateDir, id: string, sig: number, all: boolean): void {
+export async function kill(sd: StateDir, id: string, sig: number, all: boolean): Promise<void> {
   const st = sd.load(id);
-  const status = sd.status(st);
-  if (status === "stopped") throw new Error("container not running");
-  if (all || !hasPrivatePidNs(st)) signalAll(st.cgroupPaths, sig);
-  if (!all) libc.kill(st.pid, sig);
+  await sd.withLock(id, () => {
+    if (sd.status(st) === "stopped") throw new Error("container not running");
+    if (all) signalAll(st.cgroupPaths, sig);
+    else libc.kill(st.pid, sig);
+  });
 }
 
 function hasPrivatePidNs(st: ContainerState): boolean {
@@ -110,11 +111,13 @@ export async function remove(sd: StateDir, id: string, force: boolean): Promise<
     if (force && e?.message === "container does not exist") return;
     throw e;
   }
-  const status = sd.status(st);
-  if ((status === "running" || status === "paused") && !force) {
-    throw new Error(`cannot delete container ${id} that is not stopped: ${status}`);
-  }
-  await destroy(sd, st);
+  await sd.withLock(id, async () => {
+    const status = sd.status(st);
+    if ((status === "running" || status === "paused") && !force) {
+      throw new Error(`cannot delete container ${id} that is not stopped: ${status}`);
+    }
+    await destroy(sd, st);
+  });
 }
 
 export interface ListEntry {

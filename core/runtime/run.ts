@@ -12,7 +12,7 @@ const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2
 export async function run(sd: StateDir, o: CreateOptions & { keep: boolean }): Promise<number> {
   const { state, proc, master } = await create(sd, o);
   if (o.detach) {
-    start(sd, o.id);
+    await start(sd, o.id);
     return 0;
   }
   const forward = (sig: string) => () => libc.kill(state.pid, parseSignal(sig));
@@ -20,7 +20,7 @@ export async function run(sd: StateDir, o: CreateOptions & { keep: boolean }): P
   for (const [s, h] of handlers) process.on(s, h);
   const console_ = master !== undefined ? attachConsole(master) : undefined;
   try {
-    start(sd, o.id);
+    await start(sd, o.id);
   } catch (e) {
     console_?.restore();
     throw e;

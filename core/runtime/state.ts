@@ -98,7 +98,7 @@ export class StateDir {
   }
 
   /** Runs fn holding the container's lock; two commands on one container never interleave. */
-  withLock<T>(id: string, fn: () => T): T {
+  async withLock<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
     validateId(id);
     let fd: number;
     try {
@@ -109,7 +109,7 @@ export class StateDir {
     }
     try {
       flock(fd, LOCK_EX);
-      return fn();
+      return await fn();
     } finally {
       try {
         flock(fd, LOCK_UN);
