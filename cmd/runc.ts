@@ -55,7 +55,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (_ctx, _a, f) => {
       const { defaultSpec, rootlessSpec, specJSON } = await import("../core/oci/default-spec");
       const path = join(resolve(f.bundle || "."), "config.json");
-      if (existsSync(path)) throw new Error("File config.json already exists");
+      if (existsSync(path)) throw new Error("File config.json exists. Remove it first");
       writeFileSync(path, specJSON(f.rootless ? rootlessSpec() : defaultSpec()), { mode: 0o666 });
       return 0;
     },
@@ -119,15 +119,22 @@ const COMMANDS: Record<string, Command> = {
       const list = pids(ctx.sd, id!);
       if (f.format === "json") {
         if (psArgs.length) throw new Error("ps options are not supported with --format json");
-        out(JSON.stringify(list) + "\n");
+        out(JSON.stringify(list.length ? list : null) + "\n");
         return 0;
       }
       if (f.format !== "table") throw new Error("invalid format option");
-      if (psArgs.length && !(psArgs.length === 1 && psArgs[0] === "-ef")) throw new Error(`ps options other than -ef are not supported: ${psArgs.join(" ")}`);
-      const { psTable } = await import("../core/runtime/pstable");
-      out(psTable(list));
+      const { psWithArgs } = await import("../core/runtime/pstable");
+      out(psWithArgs(list, psArgs));
       return 0;
     },
+  },
+  pause: {
+    usage: "runc pause <container-id>", about: "pause suspends all processes inside the container", args: [1, 1], flags: [],
+    run: async (ctx, [id]) => (await (await import("../core/runtime/ops")).pause(ctx.sd, id!, true), 0),
+  },
+  resume: {
+    usage: "runc resume <container-id>", about: "resumes all processes that have been previously paused", args: [1, 1], flags: [],
+    run: async (ctx, [id]) => (await (await import("../core/runtime/ops")).pause(ctx.sd, id!, false), 0),
   },
   init: {
     usage: "runc init", about: "initialize the namespaces and launch the process (do not call it outside of runc)", args: [0, 0], flags: [],
@@ -195,7 +202,7 @@ export async function main(argv: string[]): Promise<number> {
     if (c.flags.help) return out(commandHelp(name, cmd)), 0;
     const [min, max] = cmd.args;
     if (c.args.length < min || c.args.length > max) {
-      err("Incorrect Usage.\n\n" + commandHelp(name, cmd) + "\n");
+      out("Incorrect Usage.\n\n" + commandHelp(name, cmd) + "\n");
       const what = min === max ? `exactly ${min}` : c.args.length < min ? `a minimum of ${min}` : `a maximum of ${max}`;
       log.error(`runc: "${name}" requires ${what} argument(s)`);
       return 1;

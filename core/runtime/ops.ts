@@ -3,7 +3,7 @@ import { existsSync, unlinkSync } from "node:fs";
 import { O } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
 import type { State, Status } from "../oci/types";
-import { cgroupPids, removeCgroups, signalAll } from "./cgroups/manager";
+import { cgroupPids, removeCgroups, setFrozen, signalAll } from "./cgroups/manager";
 import { runHooks } from "./hooks";
 import { OCI_VERSION, StateDir, type ContainerState } from "./state";
 import { mark } from "./timings";
@@ -84,6 +84,8 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 }
 
 export async function destroy(sd: StateDir, st: ContainerState): Promise<void> {
+  // A frozen task can't die; thaw first so SIGKILL is delivered.
+  if (sd.status(st) === "paused") await setFrozen(st.cgroupPaths, false);
   if (hasPrivatePidNs(st)) {
     libc.kill(st.pid, 9);
   } else {
@@ -158,4 +160,14 @@ export function pids(sd: StateDir, id: string): number[] {
   const st = sd.load(id);
   // runc lists a stopped container's (empty) cgroup rather than failing.
   return sd.status(st) === "stopped" ? [] : cgroupPids(st.cgroupPaths);
+}
+
+export async function pause(sd: StateDir, id: string, frozen: boolean): Promise<void> {
+  const st = sd.load(id);
+  await sd.withLock(id, async () => {
+    const status = sd.status(st);
+    if (frozen && status !== "running" && status !== "created") throw new Error("container not running");
+    if (!frozen && status !== "paused") throw new Error("container not paused");
+    await setFrozen(st.cgroupPaths, frozen);
+  });
 }

@@ -59,3 +59,79 @@ export function psTable(pids: number[]): string {
     .map((r) => [r[0]!.padEnd(Math.max(w[0]!, 8)), r[1]!.padStart(Math.max(w[1]!, 5)), r[2]!.padStart(Math.max(w[2]!, 5)), r[3]!.padStart(2), r[4]!.padEnd(5), r[5]!.padEnd(8), r[6]!.padStart(8), r[7]].join(" "))
     .join("\n") + "\n";
 }
+
+interface Field {
+  header: string;
+  right: boolean;
+  get: (p: ProcInfo) => string;
+}
+
+interface ProcInfo {
+  pid: number;
+  stat: string[];
+  comm: string;
+  args: string;
+  uid: number;
+  user: string;
+}
+
+const FIELDS: Record<string, Field> = {
+  pid: { header: "PID", right: true, get: (p) => String(p.pid) },
+  ppid: { header: "PPID", right: true, get: (p) => p.stat[1]! },
+  pgid: { header: "PGID", right: true, get: (p) => p.stat[2]! },
+  sid: { header: "SID", right: true, get: (p) => p.stat[3]! },
+  uid: { header: "UID", right: true, get: (p) => String(p.uid) },
+  user: { header: "USER", right: false, get: (p) => p.user },
+  comm: { header: "COMMAND", right: false, get: (p) => p.comm },
+  args: { header: "COMMAND", right: false, get: (p) => p.args || `[${p.comm}]` },
+  command: { header: "COMMAND", right: false, get: (p) => p.args || `[${p.comm}]` },
+  cmd: { header: "CMD", right: false, get: (p) => p.args || `[${p.comm}]` },
+  stat: { header: "STAT", right: false, get: (p) => p.stat[0]! },
+  tty: { header: "TT", right: false, get: (p) => ttyName(Number(p.stat[4]), p.pid) },
+  time: { header: "TIME", right: true, get: (p) => clock((Number(p.stat[11]) + Number(p.stat[12])) / HZ) },
+  nlwp: { header: "NLWP", right: true, get: (p) => p.stat[17]! },
+  vsz: { header: "VSZ", right: true, get: (p) => String(Math.floor(Number(p.stat[20]) / 1024)) },
+  rss: { header: "RSS", right: true, get: (p) => String(Number(p.stat[21]) * 4) },
+};
+
+/** `ps -o a,b,c` for the given pids; unknown fields are an error naming them. */
+export function psCustom(pids: number[], fields: string[]): string {
+  const cols = fields.flatMap((f) => f.split(/[,\s]+/)).filter(Boolean).map((f) => {
+    const name = f.split("=")[0]!;
+    const col = FIELDS[name];
+    if (!col) throw new Error(`ps: unknown output field "${name}"`);
+    const header = f.includes("=") ? f.slice(f.indexOf("=") + 1) : col.header;
+    return { ...col, header };
+  });
+  const users = new Map<number, string>();
+  const rows: string[][] = [cols.map((c) => c.header)];
+  for (const pid of pids) {
+    try {
+      const raw = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+      const p: ProcInfo = {
+        pid, uid, user: userName(uid, users),
+        comm: raw.slice(raw.indexOf("(") + 1, raw.lastIndexOf(")")),
+        stat: raw.slice(raw.lastIndexOf(")") + 2).split(" "),
+        args: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" "),
+      };
+      rows.push(cols.map((c) => c.get(p)));
+    } catch {}
+  }
+  const w = cols.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((v, i) => (i === r.length - 1 && !cols[i]!.right ? v : cols[i]!.right ? v.padStart(w[i]!) : v.padEnd(w[i]!))).join(" ")).join("\n") + "\n";
+}
+
+/** ps arguments as runc users pass them: -ef (the default table) or -o/-O field lists. */
+export function psWithArgs(pids: number[], args: string[]): string {
+  if (!args.length || (args.length === 1 && args[0] === "-ef")) return psTable(pids);
+  const fields: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-o" || a === "--format" || a === "-O") fields.push(args[++i] ?? "");
+    else if (a.startsWith("-o")) fields.push(a.slice(2));
+    else if (a === "-e" || a === "-A" || a === "-f") continue;
+    else throw new Error(`ps: unsupported option "${a}" (supported: -ef, -o FIELDS)`);
+  }
+  return psCustom(pids, fields);
+}

@@ -38,7 +38,7 @@ export const ID_RE = /^[\w+\-.]+$/;
 
 export function validateId(id: string): void {
   if (!id) throw new Error("container id cannot be empty");
-  if (!ID_RE.test(id) || id === "." || id === "..") throw new Error(`invalid id format: ${id}`);
+  if (!ID_RE.test(id) || id === "." || id === "..") throw new Error("invalid container ID format");
 }
 
 export class StateDir {
@@ -53,8 +53,8 @@ export class StateDir {
 
   /** Claims the id: fails if a container with that id already exists. */
   claim(id: string): void {
-    validateId(id);
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    validateId(id);
     try {
       mkdirSync(this.dir(id), { mode: 0o711 });
     } catch (e: any) {
@@ -90,7 +90,7 @@ export class StateDir {
 
   list(): string[] {
     if (!existsSync(this.root)) return [];
-    return readdirSync(this.root).filter((n) => ID_RE.test(n) && existsSync(join(this.root, n, "state.json")));
+    return readdirSync(this.root).filter((n) => ID_RE.test(n) && existsSync(join(this.root, n, "state.json"))).sort();
   }
 
   remove(id: string): void {

@@ -83,3 +83,25 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
     }
   }
 }
+
+/** Freezes or thaws every task (v1 freezer, or v2 cgroup.freeze when there is no v1 freezer). */
+export async function setFrozen(dirs: string[], frozen: boolean): Promise<void> {
+  const v1 = dirs.find((d) => d.includes("/freezer/"));
+  if (v1) {
+    const want = frozen ? "FROZEN" : "THAWED";
+    for (let i = 0; i < 1000; i++) {
+      writeFileSync(join(v1, "freezer.state"), want);
+      if (readFileSync(join(v1, "freezer.state"), "utf8").trim() === want) return;
+      await Bun.sleep(1);
+    }
+    throw new Error(`freezer ${v1}: did not reach ${want}`);
+  }
+  const v2 = dirs.find((d) => existsSync(join(d, "cgroup.freeze")));
+  if (!v2) throw new Error("no freezer cgroup for this container");
+  writeFileSync(join(v2, "cgroup.freeze"), frozen ? "1" : "0");
+  for (let i = 0; i < 1000; i++) {
+    if (readFileSync(join(v2, "cgroup.events"), "utf8").includes(`frozen ${frozen ? 1 : 0}`)) return;
+    await Bun.sleep(1);
+  }
+  throw new Error(`${v2}: cgroup.freeze did not take effect`);
+}
