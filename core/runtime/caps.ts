@@ -24,28 +24,33 @@ function lastCap(): number {
   }
 }
 
-export function applyUserAndCaps(user: User, caps: Capabilities | undefined): void {
+/** Capability names in the config that this kernel doesn't have: runc warns and skips them. */
+export function unknownCaps(caps: Capabilities | undefined): string[] {
   const last = lastCap();
-  const known = (names?: string[]) => (names ?? []).filter((n) => CAPABILITIES.indexOf(n) <= last);
-  if (caps) {
-    const bounding = capMask(known(caps.bounding));
-    for (let i = 0; i <= last; i++) if (!(bounding & (1n << BigInt(i)))) libc.prctl(PR.CAPBSET_DROP, i);
-  }
+  const all = Object.values(caps ?? {}).flat() as string[];
+  return [...new Set(all.filter((n) => !(CAPABILITIES.indexOf(n) >= 0 && CAPABILITIES.indexOf(n) <= last)))];
+}
+
+export function applyUserAndCaps(user: User, given: Capabilities | undefined): void {
+  const last = lastCap();
+  const known = (names?: string[]) => (names ?? []).filter((n) => CAPABILITIES.indexOf(n) >= 0 && CAPABILITIES.indexOf(n) <= last);
+  // No capabilities object means no capabilities at all, as with runc.
+  const caps = given ?? {};
+  const bounding = capMask(known(caps.bounding));
+  for (let i = 0; i <= last; i++) if (!(bounding & (1n << BigInt(i)))) libc.prctl(PR.CAPBSET_DROP, i);
   libc.prctl(PR.SET_KEEPCAPS, 1);
   libc.setgroups(user.additionalGids ?? []);
   libc.setresgid(user.gid);
   libc.setresuid(user.uid);
   libc.prctl(PR.SET_KEEPCAPS, 0);
-  if (caps) {
-    libc.capset(capMask(known(caps.effective)), capMask(known(caps.permitted)), capMask(known(caps.inheritable)));
-    libc.prctl(PR.CAP_AMBIENT, PR.CAP_AMBIENT_CLEAR_ALL);
-    for (const n of known(caps.ambient)) {
-      try {
-        libc.prctl(PR.CAP_AMBIENT, PR.CAP_AMBIENT_RAISE, CAPABILITIES.indexOf(n));
-      } catch (e: any) {
-        // Raising an ambient cap needs it in permitted and inheritable; runc skips ones that aren't.
-        if (e.code !== "EPERM") throw e;
-      }
+  libc.capset(capMask(known(caps.effective)), capMask(known(caps.permitted)), capMask(known(caps.inheritable)));
+  libc.prctl(PR.CAP_AMBIENT, PR.CAP_AMBIENT_CLEAR_ALL);
+  for (const n of known(caps.ambient)) {
+    try {
+      libc.prctl(PR.CAP_AMBIENT, PR.CAP_AMBIENT_RAISE, CAPABILITIES.indexOf(n));
+    } catch (e: any) {
+      // Raising an ambient cap needs it in permitted and inheritable; runc skips ones that aren't.
+      if (e.code !== "EPERM") throw e;
     }
   }
 }

@@ -1,11 +1,12 @@
 // `runc create` (and the first half of `runc run`): validate the bundle, claim the id, make the
 // cgroup and exec fifo, spawn `runc init` inside the new pid namespace, and drive it to "ready".
-import { existsSync, statSync, writeFileSync, renameSync } from "node:fs";
+import { chmodSync, existsSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { CLONE, O } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
 import { parseConfigFile } from "../oci/validate";
 import type { Spec, State } from "../oci/types";
+import { unknownCaps } from "./caps";
 import { cgroupDirs, createCgroups, joinCgroups, removeCgroups } from "./cgroups/manager";
 import { Channel, channelPair, type Bootstrap } from "./channel";
 import { runHooks } from "./hooks";
@@ -23,6 +24,7 @@ export interface CreateOptions {
   noPivot?: boolean;
   /** false for `runc run` in the foreground: the pty master comes back to us instead of a socket. */
   detach: boolean;
+  warn?: (msg: string) => void;
 }
 
 export interface Created {
@@ -37,6 +39,8 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   const spec = parseConfigFile(join(bundle, "config.json"), { create: true });
   mark("config");
   checkRunnable(spec, o);
+  const unknown = unknownCaps(spec.process!.capabilities);
+  if (unknown.length) o.warn?.(`ignoring unknown or unavailable capabilities: [${unknown.join(" ")}]`);
   const rootfs = resolve(bundle, spec.root!.path);
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new Error(`rootfs (${JSON.stringify(rootfs)}) does not exist`);
   const dirs = cgroupDirs(spec.linux?.cgroupsPath, o.id);
@@ -46,6 +50,8 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   try {
     createCgroups(dirs);
     libc.mkfifo(sd.fifo(o.id), 0o622);
+    // mkfifo honours the umask; a non-root container user must still be able to open it for writing.
+    chmodSync(sd.fifo(o.id), 0o622);
     const [parentEnd, childEnd] = channelPair();
     const ch = new Channel(parentEnd);
     try {

@@ -12,7 +12,7 @@ const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2
 export async function run(sd: StateDir, o: CreateOptions & { keep: boolean }): Promise<number> {
   const { state, proc, master } = await create(sd, o);
   if (o.detach) {
-    await start(sd, o.id);
+    await startOrDestroy(sd, o.id);
     return 0;
   }
   const forward = (sig: string) => () => libc.kill(state.pid, parseSignal(sig));
@@ -20,7 +20,7 @@ export async function run(sd: StateDir, o: CreateOptions & { keep: boolean }): P
   for (const [s, h] of handlers) process.on(s, h);
   const console_ = master !== undefined ? attachConsole(master) : undefined;
   try {
-    await start(sd, o.id);
+    await startOrDestroy(sd, o.id);
   } catch (e) {
     console_?.restore();
     throw e;
@@ -36,4 +36,14 @@ export async function run(sd: StateDir, o: CreateOptions & { keep: boolean }): P
   for (const [s, h] of handlers) process.off(s, h);
   if (!o.keep) await destroy(sd, sd.load(o.id));
   return status;
+}
+
+/** `run` owns the container it created: a failed start must not leave it behind. */
+async function startOrDestroy(sd: StateDir, id: string): Promise<void> {
+  try {
+    await start(sd, id);
+  } catch (e) {
+    await destroy(sd, sd.load(id)).catch(() => {});
+    throw e;
+  }
 }
