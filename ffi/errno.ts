@@ -36,7 +36,7 @@ export class SyscallError extends Error {
   constructor(syscall: string, args: (string | number)[], errno: number) {
     const code = errnoName(errno);
     const shown = args.map((a) => (typeof a === "string" ? JSON.stringify(a) : String(a))).join(", ");
-    super(`${syscall}(${shown}): ${code}`);
+    super(`${syscall}(${shown}): ${code} (${errnoMessage(code)})`);
     this.errno = errno;
     this.code = code;
     this.syscall = syscall;

@@ -248,6 +248,10 @@ export function pipe2(flags: number): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check(S.socket(domain, type | O.CLOEXEC, protocol), "socket", domain, type);
+}
+
 /** Connect a stream socket to a unix path (console sockets). */
 export function connectUnix(path: string): number {
   const fd = check(S.socket(1, 1 | O.CLOEXEC, 0), "socket", path);

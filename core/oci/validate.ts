@@ -340,7 +340,8 @@ function checkSemantics(spec: Spec): void {
     }
   }
   for (const name of Object.keys(l.sysctl ?? {})) {
-    const problem = sysctlProblem(name, has);
+    // runc accepts "net/ipv4/ip_forward" as well as "net.ipv4.ip_forward".
+    const problem = sysctlProblem(name.replace(/\//g, "."), has);
     if (problem) fail(entry("linux.sysctl", name), problem);
   }
 }

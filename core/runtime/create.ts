@@ -7,6 +7,7 @@ import * as libc from "../../ffi/libc";
 import { parseConfigFile } from "../oci/validate";
 import type { Spec, State } from "../oci/types";
 import { unknownCaps } from "./caps";
+import { applyDeviceRules } from "./cgroups/devices";
 import { cgroupDirs, createCgroups, joinCgroups, removeCgroups } from "./cgroups/manager";
 import { Channel, channelPair, type Bootstrap } from "./channel";
 import { runHooks } from "./hooks";
@@ -49,6 +50,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   let master: number | undefined;
   try {
     createCgroups(dirs);
+    applyDeviceRules(dirs, spec.linux?.resources?.devices);
     libc.mkfifo(sd.fifo(o.id), 0o622);
     // mkfifo honours the umask; a non-root container user must still be able to open it for writing.
     chmodSync(sd.fifo(o.id), 0o622);
@@ -106,6 +108,9 @@ function checkRunnable(spec: Spec, o: CreateOptions): void {
   if (!spec.root?.path) throw new Error("config.json: root.path: required");
   const ns = spec.linux?.namespaces ?? [];
   if (!ns.some((n) => n.type === "mount")) throw new Error("config.json: linux.namespaces: a mount namespace is required");
+  if (ns.some((n) => n.type === "user")) {
+    throw new Error("config.json: linux.namespaces: user namespaces are not supported by bunker's runc yet (creating or joining one needs a single-threaded process)");
+  }
   const terminal = !!spec.process.terminal;
   if (terminal && o.detach && !o.consoleSocket) throw new Error("cannot allocate tty if runc will detach without setting console socket");
   if (!terminal && o.consoleSocket) throw new Error("cannot use console socket if runc will not detach or allocate tty");

@@ -7,6 +7,7 @@ import { CLONE, NAMESPACES, O, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWI
 import * as libc from "../../ffi/libc";
 import type { Spec, State } from "../oci/types";
 import { applyUserAndCaps } from "./caps";
+import { loopbackUp } from "./loopback";
 import { Channel, type Bootstrap } from "./channel";
 import { runHooks } from "./hooks";
 import { finalizeRootfs, pivotInto, prepareRootfs } from "./rootfs";
@@ -75,10 +76,11 @@ function setup(boot: Bootstrap, ch: Channel): ExecPlan {
   pivotInto(boot.rootfs, boot.noPivot);
   mark("pivot");
   if (boot.terminal) setupConsole(ch, proc.consoleSize);
-  finalizeRootfs(spec);
   if (spec.hostname !== undefined) libc.sethostname(spec.hostname);
   if (spec.domainname !== undefined) libc.setdomainname(spec.domainname);
+  // Before readonlyPaths makes /proc/sys read-only, as runc orders it.
   for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) writeProc(`/proc/sys/${k.replace(/\./g, "/")}`, v);
+  finalizeRootfs(spec);
   if (proc.oomScoreAdj !== undefined) writeProc("/proc/self/oom_score_adj", String(proc.oomScoreAdj));
   for (const r of proc.rlimits ?? []) libc.setrlimit(RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard), r.type);
   const env = withHome(proc.env ?? [], proc.user.uid);
@@ -114,6 +116,7 @@ function enterNamespaces(spec: Spec): void {
     } else unshareFlags |= info.flag;
   }
   if (unshareFlags) libc.unshare(unshareFlags);
+  if (unshareFlags & CLONE.NEWNET) loopbackUp();
 }
 
 function writeProc(path: string, value: string): void {
