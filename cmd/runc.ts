@@ -109,7 +109,7 @@ const COMMANDS: Record<string, Command> = {
   delete: {
     usage: "runc delete [command options] <container-id>", about: "delete any resources held by the container often used with detached container", args: [1, 1],
     flags: [{ name: "force", aliases: ["f"], type: "bool", help: "Forcibly deletes the container if it is still running (uses SIGKILL)" }],
-    run: async (ctx, [id], f) => (await (await import("../core/runtime/ops")).remove(ctx.sd, id!, !!f.force), 0),
+    run: async (ctx, [id], f) => (await (await import("../core/runtime/ops")).remove(ctx.sd, id!, !!f.force, (m) => ctx.log.warn(m)), 0),
   },
   ps: {
     usage: "runc ps [command options] <container-id> [ps options]", about: "ps displays the processes running inside a container", args: [1, Infinity],

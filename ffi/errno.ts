@@ -18,6 +18,16 @@ const MESSAGES: Record<string, string> = {
   ENOSPC: "no space left on device", EROFS: "read-only file system", ELOOP: "too many levels of symbolic links",
   ENOSYS: "function not implemented", ENOTEMPTY: "directory not empty", ENOEXEC: "exec format error",
   ECHILD: "no child processes", EAGAIN: "resource temporarily unavailable", ENOMEM: "cannot allocate memory",
+  ENXIO: "no such device or address", E2BIG: "argument list too long", ENOTBLK: "block device required",
+  EXDEV: "invalid cross-device link", ENODEV: "no such device", ENFILE: "too many open files in system",
+  EMFILE: "too many open files", ENOTTY: "inappropriate ioctl for device", ETXTBSY: "text file busy",
+  EFBIG: "file too large", ESPIPE: "illegal seek", EMLINK: "too many links", EPIPE: "broken pipe",
+  ERANGE: "numerical result out of range", EDEADLK: "resource deadlock avoided", ENAMETOOLONG: "file name too long",
+  ENOLCK: "no locks available", ENODATA: "no data available", EOVERFLOW: "value too large for defined data type",
+  ENOTSOCK: "socket operation on non-socket", EOPNOTSUPP: "operation not supported", EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "cannot assign requested address", ECONNRESET: "connection reset by peer", ETIMEDOUT: "connection timed out",
+  ECONNREFUSED: "connection refused", EHOSTUNREACH: "no route to host", EDQUOT: "disk quota exceeded",
+  EFAULT: "bad address", EDOM: "numerical argument out of domain",
 };
 
 export function errnoName(n: number): string {

@@ -43,7 +43,8 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   const unknown = unknownCaps(spec.process!.capabilities);
   if (unknown.length) o.warn?.(`ignoring unknown or unavailable capabilities: [${unknown.join(" ")}]`);
   const rootfs = resolve(bundle, spec.root!.path);
-  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new Error(`rootfs (${JSON.stringify(rootfs)}) does not exist`);
+  if (!existsSync(rootfs)) throw new Error(`invalid rootfs: stat ${rootfs}: no such file or directory`);
+  if (!statSync(rootfs).isDirectory()) throw new Error(`invalid rootfs: ${rootfs}: not a directory`);
   const dirs = cgroupDirs(spec.linux?.cgroupsPath, o.id);
   sd.claim(o.id);
   let proc: Bun.Subprocess | undefined;
@@ -72,8 +73,8 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
       if (!m) throw new Error(`container init exited unexpectedly${await exitNote(proc)}`);
       if (m.msg.type === "error") throw new Error(`unable to start container process: ${m.msg.message}`);
       if (m.msg.type === "hooks") {
-        runHooks(spec, "prestart", hookState());
-        runHooks(spec, "createRuntime", hookState());
+        runHooks(spec, "prestart", hookState(), bundle);
+        runHooks(spec, "createRuntime", hookState(), bundle);
         ch.send({ type: "hooks-done" });
       } else if (m.msg.type === "pty") {
         if (o.consoleSocket) {

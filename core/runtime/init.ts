@@ -70,7 +70,7 @@ function setup(boot: Bootstrap, ch: Channel): ExecPlan {
     const reply = ch.recv();
     if (reply?.msg.type !== "hooks-done") throw new Error("runtime did not finish the createRuntime hooks");
   }
-  runHooks(spec, "createContainer", stateOf(boot, "creating"));
+  runHooks(spec, "createContainer", stateOf(boot, "creating"), boot.rootfs);
   // The fifo lives in the state dir, which pivot_root hides; keep an O_PATH handle to reopen later.
   const fifoFd = libc.open(boot.fifo, O.PATH);
   pivotInto(boot.rootfs, boot.noPivot);

@@ -23,7 +23,7 @@ export async function start(sd: StateDir, id: string): Promise<void> {
     releaseFifo(sd, st);
     mark("started");
     try {
-      runHooks(st.config, "poststart", hookState(st, "running"));
+      runHooks(st.config, "poststart", hookState(st, "running"), st.bundle);
     } catch (e) {
       // runc tears the container down when a poststart hook fails.
       libc.kill(st.pid, 9);
@@ -83,7 +83,8 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   }
 }
 
-export async function destroy(sd: StateDir, st: ContainerState): Promise<void> {
+/** Kills what is left, removes the cgroup and state; poststop hook failures are only warned about. */
+export async function destroy(sd: StateDir, st: ContainerState, warn: (m: string) => void = () => {}): Promise<void> {
   // A frozen task can't die; thaw first so SIGKILL is delivered.
   if (sd.status(st) === "paused") await setFrozen(st.cgroupPaths, false);
   if (hasPrivatePidNs(st)) {
@@ -100,10 +101,14 @@ export async function destroy(sd: StateDir, st: ContainerState): Promise<void> {
   }
   await removeCgroups(st.cgroupPaths);
   sd.remove(st.id);
-  runHooks(st.config, "poststop", hookState(st, "stopped"));
+  try {
+    runHooks(st.config, "poststop", hookState(st, "stopped"), st.bundle);
+  } catch (e: any) {
+    warn(e?.message ?? String(e));
+  }
 }
 
-export async function remove(sd: StateDir, id: string, force: boolean): Promise<void> {
+export async function remove(sd: StateDir, id: string, force: boolean, warn?: (m: string) => void): Promise<void> {
   let st: ContainerState;
   try {
     st = sd.load(id);
@@ -118,7 +123,7 @@ export async function remove(sd: StateDir, id: string, force: boolean): Promise<
     if ((status === "running" || status === "paused") && !force) {
       throw new Error(`cannot delete container ${id} that is not stopped: ${status}`);
     }
-    await destroy(sd, st);
+    await destroy(sd, st, warn);
   });
 }
 

@@ -25,7 +25,13 @@ export function prepareRootfs(p: RootfsPlan): void {
   libc.mount(null, "/", null, prop);
   makeParentPrivate(rootfs);
   libc.mount(rootfs, rootfs, "bind", MS.BIND | MS.REC);
-  for (const m of spec.mounts ?? []) mountEntry(p, m);
+  for (const m of spec.mounts ?? []) {
+    try {
+      mountEntry(p, m);
+    } catch (e: any) {
+      throw new Error(`error mounting ${JSON.stringify(m.source ?? "")} to rootfs at ${JSON.stringify(m.destination)}: ${e?.message ?? e}`);
+    }
+  }
   const devMounted = (spec.mounts ?? []).some((m) => clean(m.destination) === "/dev");
   const devBound = (spec.mounts ?? []).some((m) => clean(m.destination) === "/dev" && parseMountOptions(m.options).flags & MS.BIND);
   if (!devBound) createDevices(rootfs, [...DEFAULT_DEVICES, ...(spec.linux?.devices ?? [])]);
@@ -103,7 +109,7 @@ function mountEntry(p: RootfsPlan, m: Mount): void {
     try {
       srcIsDir = statSync(src).isDirectory();
     } catch (e: any) {
-      throw new Error(`mount ${m.destination}: source ${src}: ${e.code ?? e.message}`);
+      throw new Error(`stat ${src}: ${e.code === "ENOENT" ? "no such file or directory" : e.code ?? e.message}`);
     }
     ensureTarget(dest, srcIsDir);
     libc.mount(src, dest, "bind", MS.BIND | (o.flags & MS.REC), o.data || null);
