@@ -50,8 +50,6 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   let proc: Bun.Subprocess | undefined;
   let master: number | undefined;
   try {
-    createCgroups(dirs);
-    applyDeviceRules(dirs, spec.linux?.resources?.devices);
     libc.mkfifo(sd.fifo(o.id), 0o622);
     // mkfifo honours the umask; a non-root container user must still be able to open it for writing.
     chmodSync(sd.fifo(o.id), 0o622);
@@ -63,7 +61,12 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
       libc.close(childEnd);
     }
     mark("spawned");
+    // The init spends its first milliseconds starting up and then waits for the bootstrap message;
+    // making and joining the cgroup meanwhile keeps that work off the critical path.
+    createCgroups(dirs);
+    applyDeviceRules(dirs, spec.linux?.resources?.devices);
     joinCgroups(dirs, proc.pid);
+    mark("cgroups");
     const pidStart = processStartTime(proc.pid);
     const boot: Bootstrap = { id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot, terminal: !!spec.process!.terminal };
     ch.send({ type: "bootstrap", boot });

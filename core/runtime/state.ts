@@ -1,7 +1,7 @@
 // Container state under --root: one directory per container holding state.json (written to a temp
 // file, fsynced and renamed, so a crash leaves either the old or the new state), the exec fifo that
 // holds a created container before `start`, and a lock file that serialises commands per container.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { flock, LOCK_EX, LOCK_UN } from "../../ffi/libc";
 import type { Spec, Status } from "../oci/types";
@@ -66,13 +66,9 @@ export class StateDir {
   save(st: ContainerState): void {
     const dir = this.dir(st.id);
     const tmp = join(dir, `.state.json.${process.pid}`);
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, JSON.stringify(st));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    // Readers see the old or the new file, never a torn one. No fsync: the state lives on tmpfs
+    // (/run/runc) in normal use, and it describes processes that a reboot ends anyway.
+    writeFileSync(tmp, JSON.stringify(st), { mode: 0o600 });
     renameSync(tmp, join(dir, "state.json"));
   }
 
