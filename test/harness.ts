@@ -131,7 +131,7 @@ export function exec(argv: string[], opts: ExecOpts = {}): ExecResult {
     });
     return {
       code: r.exitCode,
-      signal: r.signalCode ?? null,
+      signal: r.signalCode == null ? null : String(r.signalCode),
       stdout: readFileSync(`${base}.out`, "utf8"),
       stderr: readFileSync(`${base}.err`, "utf8"),
       timedOut: Boolean((r as { exitedDueToTimeout?: boolean }).exitedDueToTimeout),
@@ -172,7 +172,7 @@ export function spawnBackground(argv: string[], opts: { cwd?: string } = {}): Ba
       clearTimeout(timer);
       const r = {
         code: proc.exitCode,
-        signal: proc.signalCode ?? null,
+        signal: proc.signalCode == null ? null : String(proc.signalCode),
         stdout: readFileSync(`${base}.out`, "utf8"),
         stderr: readFileSync(`${base}.err`, "utf8"),
         timedOut,
@@ -908,6 +908,12 @@ export function findLeaks(): Leaks {
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
+      // Zombies are already dead; only their parent (often the host's pid 1) can reap them.
+      if (/^State:\s+Z/m.test(readFileSync(`/proc/${e}/status`, "utf8"))) continue;
+    } catch {
+      continue;
+    }
+    try {
       const cg = readFileSync(`/proc/${e}/cgroup`, "utf8");
       if (cg.includes(`:${CGROUP_PREFIX}`)) {
         let cmd = "";
@@ -941,7 +947,18 @@ if (import.meta.main) {
   if (cmd === "rootfs") {
     console.log(busyboxRootfs());
   } else {
-    const l = findLeaks();
+    // Two scans a second apart: only what is still there counts (containers of a test that is
+    // running right now, e.g. another run on the same machine, come and go).
+    const first = findLeaks();
+    sleepSync(1000);
+    const second = findLeaks();
+    const keep = (a: string[], b: string[]) => a.filter((x) => b.includes(x));
+    const l: Leaks = {
+      mounts: keep(first.mounts, second.mounts),
+      cgroups: keep(first.cgroups, second.cgroups),
+      tempDirs: keep(first.tempDirs, second.tempDirs),
+      processes: keep(first.processes, second.processes),
+    };
     const n = l.mounts.length + l.cgroups.length + l.tempDirs.length + l.processes.length;
     for (const p of l.processes) console.log(`leaked process: ${p}`);
     for (const m of l.mounts) console.log(`leaked mount: ${m}`);

@@ -15,35 +15,19 @@ set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# --- Debian packages, only when something is missing -------------------------------------------
-missing=()
-[ -x /bin/busybox ] || missing+=(busybox-static)
-{ [ -x /usr/sbin/runc ] || command -v runc >/dev/null 2>&1; } || missing+=(runc)
-command -v crun >/dev/null 2>&1 || missing+=(crun)
-command -v tini >/dev/null 2>&1 || missing+=(tini)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "run.sh: installing ${missing[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update || { echo "run.sh: apt-get update failed" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}" || { echo "run.sh: apt-get install failed" >&2; exit 1; }
-fi
-
-# --- node_modules (bun itself comes from npm) ----------------------------------------------------
-if [ ! -d node_modules ]; then
-  npm install || { echo "run.sh: npm install failed" >&2; exit 1; }
-fi
+# --- Debian packages and node_modules, only when something is missing ---------------------------
+bash scripts/setup.sh || { echo "run.sh: setup failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 # --- build -----------------------------------------------------------------------------------------
-npx bun run build.ts || { echo "run.sh: build failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+node_modules/.bin/bun run build.ts || { echo "run.sh: build failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 # --- tests -------------------------------------------------------------------------------------------
 log="$(mktemp /tmp/bunker-run-log.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 if [ $# -gt 0 ]; then
-  npx bun test "$@" 2>&1 | tee "$log"
+  node_modules/.bin/bun test "$@" 2>&1 | tee "$log"
 else
-  npx bun test test/ 2>&1 | tee "$log"
+  node_modules/.bin/bun test test/ 2>&1 | tee "$log"
 fi
 rc=${PIPESTATUS[0]}
 
@@ -64,7 +48,7 @@ if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then
 fi
 
 # Leftovers from the harness' naming scheme (warn only: other runs may be in progress).
-npx bun test/harness.ts leaks >&2 || echo "run.sh: warning: resources left behind (see above)" >&2
+node_modules/.bin/bun test/harness.ts leaks >&2 || echo "run.sh: warning: resources left behind (see above)" >&2
 
 line="$pass passed, $fail failed"
 [ "$skip" != 0 ] && line="$line, $skip skipped"
