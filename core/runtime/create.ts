@@ -8,7 +8,7 @@ import { parseConfigFile } from "../oci/validate";
 import type { Spec, State } from "../oci/types";
 import { unknownCaps } from "./caps";
 import { applyDeviceRules } from "./cgroups/devices";
-import { cgroupDirs, createCgroups, joinCgroups, removeCgroups } from "./cgroups/manager";
+import { cgroupDirs, createCgroups, joinCgroups, prewarmAttach, removeCgroups } from "./cgroups/manager";
 import { Channel, channelPair, type Bootstrap } from "./channel";
 import { runHooks } from "./hooks";
 import { processStartTime } from "./proc";
@@ -36,6 +36,7 @@ export interface Created {
 }
 
 export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
+  const warm = prewarmAttach();
   const bundle = resolve(o.bundle);
   const spec = parseConfigFile(join(bundle, "config.json"), { create: true });
   mark("config");
@@ -65,6 +66,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     // making and joining the cgroup meanwhile keeps that work off the critical path.
     createCgroups(dirs);
     applyDeviceRules(dirs, spec.linux?.resources?.devices);
+    await warm;
     joinCgroups(dirs, proc.pid);
     mark("cgroups");
     const pidStart = processStartTime(proc.pid);

@@ -1,6 +1,7 @@
 // A container's cgroup: created in every hierarchy, joined by the init process, listed for `ps` and
 // `kill --all`, removed on delete.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix } from "node:path";
 import { kill } from "../../../ffi/libc";
 import { hierarchies, ownCgroups, type Hierarchy } from "./layout";
@@ -104,4 +105,22 @@ export async function setFrozen(dirs: string[], frozen: boolean): Promise<void> 
     await Bun.sleep(1);
   }
   throw new Error(`${v2}: cgroup.freeze did not take effect`);
+}
+
+/**
+ * Moving a task between cgroups takes the kernel's global cgroup_threadgroup_rwsem for writing, and
+ * the first writer after a quiet spell waits a whole RCU grace period (10+ ms here). A no-op move of
+ * ourselves into the cgroup we are already in, started on Bun's thread pool as soon as `create`
+ * begins, pays that wait in the background; the container's real join then finds the lock warm.
+ */
+export function prewarmAttach(): Promise<void> {
+  try {
+    const [h] = hierarchies();
+    if (!h) return Promise.resolve();
+    const own = ownCgroups().get(h.version === 2 ? "" : h.controllers.join(",")) ?? "/";
+    const path = join(h.mount, stripRoot(h, own), "cgroup.procs");
+    return writeFile(path, String(process.pid)).catch(() => {});
+  } catch {
+    return Promise.resolve();
+  }
 }
