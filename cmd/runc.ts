@@ -64,14 +64,14 @@ const COMMANDS: Record<string, Command> = {
     usage: "runc create [command options] <container-id>", about: "create a container", args: [1, 1], flags: CREATE_FLAGS,
     run: async (ctx, [id], f) => {
       const { create } = await import("../core/runtime/create");
-      await failed("create", () => create(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: true, warn: (m) => ctx.log.warn(m) }));
+      await failed("create", () => create(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: true, preserveFds: f["preserve-fds"], warn: (m) => ctx.log.warn(m) }));
       return 0;
     },
   },
   run: {
     usage: "runc run [command options] <container-id>", about: "create and run a container", args: [1, 1],
     flags: [...CREATE_FLAGS, { name: "detach", aliases: ["d"], type: "bool", help: "detach from the container's process" }, { name: "keep", type: "bool", help: "do not delete the container after it exits" }, { name: "no-subreaper", type: "bool", help: "disable the use of the subreaper used to reap reparented processes" }],
-    run: async (ctx, [id], f) => failed("run", async () => (await import("../core/runtime/run")).run(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: !!f.detach, keep: !!f.keep, warn: (m) => ctx.log.warn(m) })),
+    run: async (ctx, [id], f) => failed("run", async () => (await import("../core/runtime/run")).run(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: !!f.detach, keep: !!f.keep, preserveFds: f["preserve-fds"], warn: (m) => ctx.log.warn(m) })),
   },
   start: {
     usage: "runc start <container-id>", about: "executes the user defined process in a created container", args: [1, 1], flags: [],
@@ -125,6 +125,45 @@ const COMMANDS: Record<string, Command> = {
       if (f.format !== "table") throw new Error("invalid format option");
       const { psWithArgs } = await import("../core/runtime/pstable");
       out(psWithArgs(list, psArgs));
+      return 0;
+    },
+  },
+  exec: {
+    usage: "runc exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>",
+    about: "execute new process inside the container", args: [1, Infinity],
+    flags: [
+      { name: "console-socket", type: "string", default: "", help: "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal" },
+      { name: "cwd", type: "string", default: "", help: "current working directory in the container" },
+      { name: "env", aliases: ["e"], type: "strings", default: [], help: "set environment variables" },
+      { name: "tty", aliases: ["t"], type: "bool", help: "allocate a pseudo-TTY" },
+      { name: "user", aliases: ["u"], type: "string", default: "", help: "UID (format: <uid>[:<gid>])" },
+      { name: "additional-gids", aliases: ["g"], type: "strings", default: [], help: "additional gids" },
+      { name: "process", aliases: ["p"], type: "string", default: "", help: "path to the process.json" },
+      { name: "detach", aliases: ["d"], type: "bool", help: "detach from the container's process" },
+      { name: "pid-file", type: "string", default: "", help: "specify the file to write the process id to" },
+      { name: "process-label", type: "string", default: "", help: "set the asm process label for the process commonly used with selinux" },
+      { name: "apparmor", type: "string", default: "", help: "set the apparmor profile for the process" },
+      { name: "no-new-privs", type: "bool", help: "set the no new privileges value for the process" },
+      { name: "cap", aliases: ["c"], type: "strings", default: [], help: "add a capability to the bounding set for the process" },
+      { name: "preserve-fds", type: "int", default: 0, help: "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)" },
+      { name: "cgroup", type: "strings", default: [], help: "run the process in an (existing) sub-cgroup(s)" },
+      { name: "ignore-paused", type: "bool", help: "allow exec in a paused container" },
+    ],
+    run: async (ctx, [id, ...args], f) => {
+      const { exec } = await import("../core/runtime/exec");
+      if (!f.process && !args.length) throw new Error("exec: args must not be empty");
+      return exec(ctx.sd, {
+        id: id!, processFile: f.process || undefined, args, tty: !!f.tty, env: f.env, cwd: f.cwd || undefined, user: f.user || undefined,
+        additionalGids: f["additional-gids"], caps: f.cap, noNewPrivs: !!f["no-new-privs"], detach: !!f.detach, pidFile: f["pid-file"] || undefined,
+        consoleSocket: f["console-socket"] || undefined, preserveFds: f["preserve-fds"], ignorePaused: !!f["ignore-paused"],
+      });
+    },
+  },
+  features: {
+    usage: "runc features", about: "show the enabled features", args: [0, 0], flags: [],
+    run: async () => {
+      const { features } = await import("../core/runtime/features");
+      out(JSON.stringify(features(RUNC_VERSION), null, "    ") + "\n");
       return 0;
     },
   },

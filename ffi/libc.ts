@@ -51,6 +51,7 @@ const DEFS = {
   umask: { args: ["u32"], returns: "u32" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   fchown: { args: ["i32", "u32", "u32"], returns: "i32" },
+  fcntl: { args: ["i32", "i32", "u64"], returns: "i32" },
 } satisfies Record<string, FFIFunction>;
 
 // Bun compiles a trampoline for every symbol at dlopen time, which costs milliseconds for the whole
@@ -349,4 +350,11 @@ export function pollOne(fd: number, events: number, timeoutMs: number): number {
 }
 export function fchown(fd: number, uid: number, gid: number): void {
   check(S.fchown(fd, uid, gid), "fchown", fd);
+}
+
+const F_GETFD = 1, F_SETFD = 2;
+/** Clears FD_CLOEXEC so fd survives execve (preserved and LISTEN_FDS fds). */
+export function clearCloexec(fd: number): void {
+  const flags = check(S.fcntl(fd, F_GETFD, 0n), "fcntl", fd, "F_GETFD");
+  check(S.fcntl(fd, F_SETFD, BigInt(flags & ~1)), "fcntl", fd, "F_SETFD");
 }

@@ -387,3 +387,14 @@ export function parseConfigFile(path: string, opts: ValidateOptions = {}): Spec 
   }
   return validateSpec(raw, opts);
 }
+
+/** Validates a process.json (`runc exec --process`): the same rules as config.json's process. */
+export function validateProcess(raw: unknown, file = "process.json"): Process {
+  try {
+    if (!isObj(raw)) fail("", "must be a JSON object");
+    return processShape(raw, "");
+  } catch (e) {
+    if (e instanceof ConfigError) throw new Error(`${file}: ${e.field ? `${e.field}: ` : ""}${e.detail}`);
+    throw e;
+  }
+}

@@ -2,7 +2,7 @@
 // an optional fd riding along (SCM_RIGHTS) for the pty master.
 import { AF_UNIX, SOCK_CLOEXEC } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
-import type { Spec } from "../oci/types";
+import type { Process, Spec } from "../oci/types";
 
 const SOCK_SEQPACKET = 5;
 
@@ -14,16 +14,36 @@ export type Message =
   | { type: "ready" }
   | { type: "error"; message: string };
 
-export interface Bootstrap {
+export type Bootstrap = InitBootstrap | ExecBootstrap;
+
+interface Common {
   id: string;
+  /** The container's config (an exec'd process gets its seccomp filter too). */
   spec: Spec;
+  /** The runtime wants the pty master sent back (terminal: true). */
+  terminal: boolean;
+  /** fds 3..3+extraFds-1 (LISTEN_FDS and --preserve-fds) stay open across execve. */
+  extraFds: number;
+  /** Extra environment: LISTEN_FDS/LISTEN_PID when fds are passed. */
+  env: string[];
+}
+
+/** The container's first process (`runc create`). */
+export interface InitBootstrap extends Common {
+  kind: "init";
   bundle: string;
   rootfs: string;
   fifo: string;
   cgroupDirs: string[];
   noPivot: boolean;
-  /** The runtime wants the pty master sent back (terminal: true). */
-  terminal: boolean;
+}
+
+/** Another process in a running container (`runc exec`). */
+export interface ExecBootstrap extends Common {
+  kind: "exec";
+  process: Process;
+  /** Host pid of the container's init: its namespaces are the ones to join. */
+  initPid: number;
 }
 
 export function channelPair(): [number, number] {

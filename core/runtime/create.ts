@@ -9,7 +9,8 @@ import type { Spec, State } from "../oci/types";
 import { unknownCaps } from "./caps";
 import { applyDeviceRules } from "./cgroups/devices";
 import { cgroupDirs, createCgroups, joinCgroups, prewarmAttach, removeCgroups } from "./cgroups/manager";
-import { Channel, channelPair, type Bootstrap } from "./channel";
+import { Channel, channelPair, type InitBootstrap } from "./channel";
+import { spawnInit } from "./spawn";
 import { runHooks } from "./hooks";
 import { processStartTime } from "./proc";
 import { selfCommand } from "./self";
@@ -26,6 +27,8 @@ export interface CreateOptions {
   /** false for `runc run` in the foreground: the pty master comes back to us instead of a socket. */
   detach: boolean;
   warn?: (msg: string) => void;
+  /** --preserve-fds: fds 3+LISTEN_FDS .. passed on to the container process. */
+  preserveFds?: number;
 }
 
 export interface Created {
@@ -56,8 +59,10 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     chmodSync(sd.fifo(o.id), 0o622);
     const [parentEnd, childEnd] = channelPair();
     const ch = new Channel(parentEnd);
+    const passed = passedFds(o.preserveFds ?? 0);
+    const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === "pid");
     try {
-      proc = spawnInit(spec, childEnd);
+      proc = spawnInit({ pidNs: pidNs && { path: pidNs.path }, fds: [...passed.fds, childEnd], stdio: ["inherit", "inherit", "inherit"] });
     } finally {
       libc.close(childEnd);
     }
@@ -70,7 +75,10 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     joinCgroups(dirs, proc.pid);
     mark("cgroups");
     const pidStart = processStartTime(proc.pid);
-    const boot: Bootstrap = { id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot, terminal: !!spec.process!.terminal };
+    const boot: InitBootstrap = {
+      kind: "init", id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot,
+      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env,
+    };
     ch.send({ type: "bootstrap", boot });
     const hookState = (): State => ({ ociVersion: OCI_VERSION, id: o.id, status: "creating", pid: proc!.pid, bundle, annotations: spec.annotations });
     for (;;) {
@@ -122,40 +130,20 @@ function checkRunnable(spec: Spec, o: CreateOptions): void {
   if (!terminal && o.consoleSocket) throw new Error("cannot use console socket if runc will not detach or allocate tty");
 }
 
-/**
- * Bun.spawn the init with the pid namespace set for children of this thread: unshare(CLONE_NEWPID)
- * or setns() into a given one, spawn, then setns() back so later children (hooks) stay on the host.
- */
-function spawnInit(spec: Spec, channelFd: number): Bun.Subprocess {
-  const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === "pid");
-  const saved = pidNs ? libc.open("/proc/self/ns/pid", O.RDONLY) : -1;
-  try {
-    if (pidNs?.path) {
-      const fd = libc.open(pidNs.path, O.RDONLY);
-      try {
-        libc.setns(fd, CLONE.NEWPID, pidNs.path);
-      } finally {
-        libc.close(fd);
-      }
-    } else if (pidNs) libc.unshare(CLONE.NEWPID);
-    const { cmd, argv0 } = selfCommand("runc", ["init"]);
-    return Bun.spawn(cmd, {
-      argv0,
-      stdio: ["inherit", "inherit", "inherit", channelFd],
-      env: { ...(process.env.BUNKER_TIMINGS ? { BUNKER_TIMINGS: process.env.BUNKER_TIMINGS } : {}), _BUNKER_INIT: "1" },
-    });
-  } finally {
-    if (saved >= 0) {
-      libc.setns(saved, CLONE.NEWPID, "/proc/self/ns/pid");
-      libc.close(saved);
-    }
-  }
-}
-
 async function exitNote(proc: Bun.Subprocess): Promise<string> {
   const code = await Promise.race([proc.exited, Bun.sleep(1000).then(() => undefined)]);
   if (code === undefined) return "";
   return proc.signalCode ? ` (killed by ${proc.signalCode})` : ` (exit status ${code})`;
+}
+
+/**
+ * The fds a new process gets at 3, 4, ...: systemd's LISTEN_FDS (when they were meant for us:
+ * LISTEN_PID is our pid) and then --preserve-fds more, as runc passes them.
+ */
+export function passedFds(preserve: number): { fds: number[]; env: string[] } {
+  const listen = process.env.LISTEN_PID === String(process.pid) ? Number(process.env.LISTEN_FDS ?? 0) || 0 : 0;
+  const fds = Array.from({ length: listen + preserve }, (_, i) => 3 + i);
+  return { fds, env: listen ? [`LISTEN_FDS=${listen}`] : [] };
 }
 
 export function writeAtomic(path: string, data: string): void {

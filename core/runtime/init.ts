@@ -1,41 +1,41 @@
-// `runc init`: a fresh process of our binary, spawned by create already inside the new pid namespace.
-// It joins/creates the other namespaces, builds the rootfs, pivots, drops privileges, reports ready,
-// waits on the exec fifo for `start`, and execve()s the user program.
-import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+// `runc init`: a fresh process of our binary, spawned already inside the container's pid namespace.
+// For a new container (`create`) it creates/joins the other namespaces, builds the rootfs, pivots,
+// drops privileges, reports ready and waits on the exec fifo for `start`. For `exec` it joins the
+// running container's namespaces instead. Both end in execve() of the user's program.
+import { accessSync, constants, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLONE, NAMESPACES, O, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ, CLOSE_RANGE_CLOEXEC, PR } from "../../ffi/consts";
+import { CLONE, CLOSE_RANGE_CLOEXEC, NAMESPACES, O, PR, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
-import type { Spec, State } from "../oci/types";
+import type { Process, Spec, State } from "../oci/types";
+import { err } from "../cli/io";
 import { applyUserAndCaps } from "./caps";
-import { loopbackUp } from "./loopback";
-import { Channel, type Bootstrap } from "./channel";
+import { Channel, type Bootstrap, type ExecBootstrap, type InitBootstrap } from "./channel";
 import { runHooks } from "./hooks";
+import { loopbackUp } from "./loopback";
 import { finalizeRootfs, pivotInto, prepareRootfs } from "./rootfs";
 import { OCI_VERSION } from "./state";
 import { mark, timingCommand } from "./timings";
-import { err } from "../cli/io";
-
-const CHANNEL_FD = 3;
 
 export function initMain(): never {
   timingCommand("init");
-  const ch = new Channel(CHANNEL_FD);
-  let boot: Bootstrap | undefined;
+  const ch = new Channel(Number(process.env._BUNKER_INIT_CHANNEL ?? 3));
   try {
     const first = ch.recv();
     if (!first || first.msg.type !== "bootstrap") throw new Error("runc init: no bootstrap message from the runtime (run through `runc create`, not directly)");
-    boot = first.msg.boot;
+    const boot = first.msg.boot;
     mark("bootstrap");
-    const exec = setup(boot, ch);
+    const plan = boot.kind === "init" ? setupContainer(boot, ch) : setupExec(boot, ch);
     ch.send({ type: "ready" });
     ch.close();
     mark("ready");
-    waitForStart(exec.fifoFd);
-    runHooks(boot.spec, "startContainer", stateOf(boot, "created"));
-    // Every fd we hold (Bun's own included) is closed by execve; only stdio reaches the program.
-    libc.closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+    if (boot.kind === "init") {
+      waitForStart(plan.fifoFd!);
+      runHooks(boot.spec, "startContainer", stateOf(boot, "created"));
+    }
+    // Every fd but stdio and the passed ones (Bun's own included) is closed by execve.
+    libc.closeRange(3 + boot.extraFds, 0xffffffff, CLOSE_RANGE_CLOEXEC);
     mark("execve");
-    libc.execve(exec.path, exec.args, exec.env);
+    libc.execve(plan.path, plan.args, plan.env);
   } catch (e: any) {
     try {
       ch.send({ type: "error", message: e?.message ?? String(e) });
@@ -50,14 +50,14 @@ interface ExecPlan {
   path: string;
   args: string[];
   env: string[];
-  fifoFd: number;
+  fifoFd?: number;
 }
 
-function stateOf(boot: Bootstrap, status: State["status"]): State {
+function stateOf(boot: InitBootstrap, status: State["status"]): State {
   return { ociVersion: OCI_VERSION, id: boot.id, status, pid: libc.getpid(), bundle: boot.bundle, annotations: boot.spec.annotations };
 }
 
-function setup(boot: Bootstrap, ch: Channel): ExecPlan {
+function setupContainer(boot: InitBootstrap, ch: Channel): ExecPlan {
   const { spec } = boot;
   const proc = spec.process!;
   enterNamespaces(spec);
@@ -81,23 +81,38 @@ function setup(boot: Bootstrap, ch: Channel): ExecPlan {
   // Before readonlyPaths makes /proc/sys read-only, as runc orders it.
   for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) writeProc(`/proc/sys/${k.replace(/\./g, "/")}`, v);
   finalizeRootfs(spec);
-  if (proc.oomScoreAdj !== undefined) writeProc("/proc/self/oom_score_adj", String(proc.oomScoreAdj));
-  for (const r of proc.rlimits ?? []) libc.setrlimit(RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard), r.type);
-  const env = withHome(proc.env ?? [], proc.user.uid);
-  const path = lookPath(proc.args![0]!, env);
   // runc creates a missing cwd; we are inside the new root, so this can't reach the host.
   mkdirSync(proc.cwd, { recursive: true, mode: 0o755 });
+  const plan = prepareProcess(proc, boot);
+  mark("privileges");
+  return { ...plan, fifoFd };
+}
+
+function setupExec(boot: ExecBootstrap, ch: Channel): ExecPlan {
+  joinContainer(boot.initPid);
+  mark("namespaces");
+  if (boot.terminal) setupConsole(ch, boot.process.consoleSize);
+  const plan = prepareProcess(boot.process, boot);
+  mark("privileges");
+  return plan;
+}
+
+/** Per-process setup shared by a container's init and exec'd processes; ends just before execve. */
+function prepareProcess(proc: Process, boot: Bootstrap): ExecPlan {
+  if (proc.oomScoreAdj !== undefined) writeProc("/proc/self/oom_score_adj", String(proc.oomScoreAdj));
+  for (const r of proc.rlimits ?? []) libc.setrlimit(RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard), r.type);
+  const env = withHome([...(proc.env ?? []), ...boot.env], proc.user.uid);
+  const path = lookPath(proc.args![0]!, env);
   try {
     libc.chdir(proc.cwd);
   } catch (e: any) {
     throw new Error(`chdir to cwd (${JSON.stringify(proc.cwd)}) set in config.json failed: ${e.code === "ENOENT" ? "no such file or directory" : e.code}`);
   }
-  if (proc.user.umask !== undefined) libc.umask(proc.user.umask);
-  else libc.umask(0o022);
+  libc.umask(proc.user.umask ?? 0o022);
+  for (let fd = 3; fd < 3 + boot.extraFds; fd++) libc.clearCloexec(fd);
   applyUserAndCaps(proc.user, proc.capabilities);
   if (proc.noNewPrivileges) libc.prctl(PR.SET_NO_NEW_PRIVS, 1);
-  mark("privileges");
-  return { path, args: proc.args!, env, fifoFd };
+  return { path, args: proc.args!, env };
 }
 
 function enterNamespaces(spec: Spec): void {
@@ -105,18 +120,52 @@ function enterNamespaces(spec: Spec): void {
   for (const ns of spec.linux?.namespaces ?? []) {
     const info = NAMESPACES[ns.type];
     if (!info || ns.type === "pid") continue; // pid was handled by the parent, before spawning us
-    if (ns.type === "user") throw new Error("user namespaces are not supported by this runtime yet");
-    if (ns.path) {
-      const fd = libc.open(ns.path, O.RDONLY);
-      try {
-        libc.setns(fd, info.flag, ns.path);
-      } finally {
-        libc.close(fd);
-      }
-    } else unshareFlags |= info.flag;
+    if (ns.path) setnsPath(ns.path, info.flag);
+    else unshareFlags |= info.flag;
   }
   if (unshareFlags) libc.unshare(unshareFlags);
   if (unshareFlags & CLONE.NEWNET) loopbackUp();
+}
+
+function setnsPath(path: string, flag: number): void {
+  const fd = libc.open(path, O.RDONLY);
+  try {
+    libc.setns(fd, flag, path);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/**
+ * Joins every namespace the container's init is in (pid came from the parent). All ns fds are
+ * opened first: after joining the mount namespace, /proc is the container's.
+ */
+function joinContainer(initPid: number): void {
+  const order = ["cgroup", "ipc", "uts", "net", "mnt"];
+  const fds: [number, number, string][] = [];
+  for (const name of order) {
+    const info = Object.values(NAMESPACES).find((n) => n.proc === name)!;
+    const path = `/proc/${initPid}/ns/${name}`;
+    if (readlinkOr(path) === readlinkOr(`/proc/self/ns/${name}`)) continue;
+    fds.push([libc.open(path, O.RDONLY), info.flag, path]);
+  }
+  // setns() into a mount namespace needs an fs_struct of our own; Bun's threads share one.
+  libc.unshare(CLONE.FS);
+  for (const [fd, flag, path] of fds) {
+    try {
+      libc.setns(fd, flag, path);
+    } finally {
+      libc.close(fd);
+    }
+  }
+}
+
+function readlinkOr(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
 }
 
 function writeProc(path: string, value: string): void {

@@ -49,3 +49,8 @@ export function statvfsToMs(f: number): number {
   const map: [number, number][] = [[1, MS.RDONLY], [2, MS.NOSUID], [4, MS.NODEV], [8, MS.NOEXEC], [16, MS.SYNCHRONOUS], [64, MS.MANDLOCK], [1024, MS.NOATIME], [2048, MS.NODIRATIME], [4096, MS.RELATIME]];
   return map.reduce((acc, [st, ms]) => (f & st ? acc | ms : acc), 0);
 }
+
+/** Every option name parseMountOptions understands (for `runc features`). */
+export function knownMountOptions(): string[] {
+  return [...Object.keys(SET), ...Object.keys(CLEAR), ...Object.keys(PROPAGATION)].sort();
+}
