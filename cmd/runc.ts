@@ -151,12 +151,18 @@ const COMMANDS: Record<string, Command> = {
     ],
     run: async (ctx, [id, ...args], f) => {
       const { exec } = await import("../core/runtime/exec");
-      if (!f.process && !args.length) throw new Error("exec: args must not be empty");
-      return exec(ctx.sd, {
+      // runc exits 255 when exec itself fails, so the process's own status stays unambiguous.
+      try {
+        if (!f.process && !args.length) throw new Error("process args cannot be empty");
+        return await exec(ctx.sd, {
         id: id!, processFile: f.process || undefined, args, tty: !!f.tty, env: f.env, cwd: f.cwd || undefined, user: f.user || undefined,
         additionalGids: f["additional-gids"], caps: f.cap, noNewPrivs: !!f["no-new-privs"], detach: !!f.detach, pidFile: f["pid-file"] || undefined,
-        consoleSocket: f["console-socket"] || undefined, preserveFds: f["preserve-fds"], ignorePaused: !!f["ignore-paused"],
-      });
+          consoleSocket: f["console-socket"] || undefined, preserveFds: f["preserve-fds"], ignorePaused: !!f["ignore-paused"],
+        });
+      } catch (e: any) {
+        ctx.log.error(`exec failed: ${e?.message ?? e}`);
+        return 255;
+      }
     },
   },
   features: {

@@ -52,6 +52,7 @@ const DEFS = {
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   fchown: { args: ["i32", "u32", "u32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "u64"], returns: "i32" },
+  getcwd: { args: ["ptr", "u64"], returns: "ptr" },
 } satisfies Record<string, FFIFunction>;
 
 // Bun compiles a trampoline for every symbol at dlopen time, which costs milliseconds for the whole
@@ -357,4 +358,14 @@ const F_GETFD = 1, F_SETFD = 2;
 export function clearCloexec(fd: number): void {
   const flags = check(S.fcntl(fd, F_GETFD, 0n), "fcntl", fd, "F_GETFD");
   check(S.fcntl(fd, F_SETFD, BigInt(flags & ~1)), "fcntl", fd, "F_SETFD");
+}
+
+/** getcwd(2) as the kernel reports it: "(unreachable)/..." when cwd is outside our root. */
+export function getcwd(): string {
+  const buf = new Uint8Array(4096);
+  if (!S.getcwd(buf, BigInt(buf.byteLength))) {
+    // glibc turns the kernel's "(unreachable)" answer into ENOENT; that is the same verdict.
+    throw new SyscallError("getcwd", [], errno());
+  }
+  return Buffer.from(buf.subarray(0, buf.indexOf(0))).toString();
 }

@@ -634,33 +634,7 @@ describe("console socket", () => {
   test.skipIf(!py)("terminal: true sends the pty master over the socket (needs python3)", async () => {
     const dir = ctx().dir;
     const sock = join(dir, "console.sock");
-    const receiver = join(dir, "recv.py");
-    writeFileSync(
-      receiver,
-      `import socket, os, sys, select
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path); s.listen(1)
-open(path + ".ready", "w").close()
-c, _ = s.accept()
-msg, fds, flags, addr = socket.recv_fds(c, 4096, 4)
-print("NAME", msg.decode(errors="replace"))
-print("NFDS", len(fds))
-fd = fds[0]
-print("LINK", os.readlink("/proc/self/fd/%d" % fd))
-out = b""
-while True:
-    r, _, _ = select.select([fd], [], [], 10)
-    if not r: break
-    try:
-        d = os.read(fd, 4096)
-    except OSError:
-        break
-    if not d: break
-    out += d
-print("DATA", repr(out.decode(errors="replace")))
-`,
-    );
+    const receiver = join(import.meta.dir, "fixtures/console-recv.py");
     const recv = spawnBackground(["python3", receiver, sock]);
     expect(await waitFor(() => existsSync(sock + ".ready"))).toBe(true);
     const b = makeBundle((s) => {

@@ -64,14 +64,18 @@ export async function exec(sd: StateDir, o: ExecOptions): Promise<number> {
     ch.send({ type: "bootstrap", boot });
     for (;;) {
       const m = ch.recv();
-      if (!m) throw new Error("exec failed: the process exited before it was set up");
-      if (m.msg.type === "error") throw new Error(`exec failed: unable to start container process: ${m.msg.message}`);
+      if (!m) throw new Error("unable to start container process: the process exited before it was set up");
+      if (m.msg.type === "error") throw new Error(`unable to start container process: ${m.msg.message}`);
       if (m.msg.type === "pty") {
         if (o.consoleSocket) {
           sendConsole(o.consoleSocket, m.fd);
           libc.close(m.fd);
         } else master = m.fd;
       } else if (m.msg.type === "ready") break;
+    }
+    // The channel closes when the process execs; an error before that still arrives here.
+    for (let m = ch.recv(); m; m = ch.recv()) {
+      if (m.msg.type === "error") throw new Error(`unable to start container process: ${m.msg.message}`);
     }
   } catch (e) {
     libc.kill(child.pid, 9);
@@ -112,7 +116,7 @@ function loadProcess(file: string): Process {
 
 /** runc's newProcess: the container's process, overridden by the exec flags. */
 function processFromFlags(base: Process, o: ExecOptions): Process {
-  if (!o.args.length) throw new Error("exec: args must not be empty");
+  if (!o.args.length) throw new Error("process args cannot be empty");
   const p: Process = structuredClone(base);
   p.args = o.args;
   p.terminal = o.tty;

@@ -2,7 +2,7 @@
 // For a new container (`create`) it creates/joins the other namespaces, builds the rootfs, pivots,
 // drops privileges, reports ready and waits on the exec fifo for `start`. For `exec` it joins the
 // running container's namespaces instead. Both end in execve() of the user's program.
-import { accessSync, constants, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLONE, CLOSE_RANGE_CLOEXEC, NAMESPACES, O, PR, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
@@ -26,7 +26,10 @@ export function initMain(): never {
     mark("bootstrap");
     const plan = boot.kind === "init" ? setupContainer(boot, ch) : setupExec(boot, ch);
     ch.send({ type: "ready" });
-    ch.close();
+    // exec's parent waits for the channel to close: it does so at execve (close-on-exec below), so
+    // `runc exec -d` returns only once the program runs, and an execve failure still gets reported.
+    // create's parent is gone by the time `start` lets us exec.
+    if (boot.kind === "init") ch.close();
     mark("ready");
     if (boot.kind === "init") {
       waitForStart(plan.fifoFd!);
@@ -82,7 +85,13 @@ function setupContainer(boot: InitBootstrap, ch: Channel): ExecPlan {
   for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) writeProc(`/proc/sys/${k.replace(/\./g, "/")}`, v);
   finalizeRootfs(spec);
   // runc creates a missing cwd; we are inside the new root, so this can't reach the host.
-  mkdirSync(proc.cwd, { recursive: true, mode: 0o755 });
+  if (!existsSync(proc.cwd)) {
+    try {
+      mkdirSync(proc.cwd, { recursive: true, mode: 0o755 });
+    } catch {
+      // chdir below reports the problem in runc's words.
+    }
+  }
   const plan = prepareProcess(proc, boot);
   mark("privileges");
   return { ...plan, fifoFd };
@@ -108,6 +117,15 @@ function prepareProcess(proc: Process, boot: Bootstrap): ExecPlan {
   } catch (e: any) {
     throw new Error(`chdir to cwd (${JSON.stringify(proc.cwd)}) set in config.json failed: ${e.code === "ENOENT" ? "no such file or directory" : e.code}`);
   }
+  // CVE-2024-21626: a cwd like /proc/self/fd/N can name a directory fd this process still holds
+  // from the host. The kernel tells on it: the cwd is then outside our root.
+  let cwd: string;
+  try {
+    cwd = libc.getcwd();
+  } catch {
+    cwd = "(unreachable)";
+  }
+  if (!cwd.startsWith("/")) throw new Error("current working directory is outside of container mount namespace root -- possible container breakout detected");
   libc.umask(proc.user.umask ?? 0o022);
   for (let fd = 3; fd < 3 + boot.extraFds; fd++) libc.clearCloexec(fd);
   applyUserAndCaps(proc.user, proc.capabilities);
