@@ -64,14 +64,14 @@ const COMMANDS: Record<string, Command> = {
     usage: "runc create [command options] <container-id>", about: "create a container", args: [1, 1], flags: CREATE_FLAGS,
     run: async (ctx, [id], f) => {
       const { create } = await import("../core/runtime/create");
-      await failed("create", () => create(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: true, preserveFds: f["preserve-fds"], warn: (m) => ctx.log.warn(m) }));
+      await failed("create", () => create(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: true, preserveFds: f["preserve-fds"], noNewKeyring: !!f["no-new-keyring"], warn: (m) => ctx.log.warn(m) }));
       return 0;
     },
   },
   run: {
     usage: "runc run [command options] <container-id>", about: "create and run a container", args: [1, 1],
     flags: [...CREATE_FLAGS, { name: "detach", aliases: ["d"], type: "bool", help: "detach from the container's process" }, { name: "keep", type: "bool", help: "do not delete the container after it exits" }, { name: "no-subreaper", type: "bool", help: "disable the use of the subreaper used to reap reparented processes" }],
-    run: async (ctx, [id], f) => failed("run", async () => (await import("../core/runtime/run")).run(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: !!f.detach, keep: !!f.keep, preserveFds: f["preserve-fds"], warn: (m) => ctx.log.warn(m) })),
+    run: async (ctx, [id], f) => failed("run", async () => (await import("../core/runtime/run")).run(ctx.sd, { id: id!, bundle: f.bundle || ".", pidFile: f["pid-file"] || undefined, consoleSocket: f["console-socket"] || undefined, noPivot: f["no-pivot"], detach: !!f.detach, keep: !!f.keep, preserveFds: f["preserve-fds"], noNewKeyring: !!f["no-new-keyring"], warn: (m) => ctx.log.warn(m) })),
   },
   start: {
     usage: "runc start <container-id>", about: "executes the user defined process in a created container", args: [1, 1], flags: [],

@@ -93,8 +93,8 @@ export function parseSignal(s: string): number {
 
 type Arch = "x64" | "arm64";
 const SYSCALLS: Record<Arch, Record<string, number>> = {
-  x64: { pivot_root: 155, capset: 126, capget: 125, close_range: 436, pidfd_open: 434, pidfd_send_signal: 424, setns: 308 },
-  arm64: { pivot_root: 41, capset: 91, capget: 90, close_range: 436, pidfd_open: 434, pidfd_send_signal: 424, setns: 268 },
+  x64: { pivot_root: 155, capset: 126, capget: 125, close_range: 436, pidfd_open: 434, pidfd_send_signal: 424, setns: 308, keyctl: 250 },
+  arm64: { pivot_root: 41, capset: 91, capget: 90, close_range: 436, pidfd_open: 434, pidfd_send_signal: 424, setns: 268, keyctl: 219 },
 };
 
 export function syscallNumber(name: string): number {

@@ -369,3 +369,12 @@ export function getcwd(): string {
   }
   return Buffer.from(buf.subarray(0, buf.indexOf(0))).toString();
 }
+
+const KEYCTL_JOIN_SESSION_KEYRING = 1, KEYCTL_SETPERM = 5;
+/** Joins a new session keyring named `name` and sets its permission mask; returns its serial. */
+export function joinSessionKeyring(name: string, perm: number): number {
+  const n = cstr(name);
+  const id = check(sys("keyctl", KEYCTL_JOIN_SESSION_KEYRING, Number(ptr(n))), "keyctl", "JOIN_SESSION_KEYRING", name);
+  check(sys("keyctl", KEYCTL_SETPERM, id, perm), "keyctl", "SETPERM", name);
+  return id;
+}

@@ -133,3 +133,17 @@ describe("mount targets are resolved inside the rootfs (CVE-2021-30465 class)", 
     expect(mountsUnder(hostTarget)).toEqual([]);
   });
 });
+
+describe("session keyring", () => {
+  test("each container gets its own session keyring; --no-new-keyring keeps the caller's", () => {
+    const keyrings = () => readFileSync("/proc/keys", "utf8");
+    const b = makeBundle();
+    const id = newId();
+    expect(runc(["run", "-d", "--bundle", b.dir, id]).code).toBe(0);
+    expect(keyrings()).toMatch(new RegExp(`keyring\\s+_ses\\.${id}:`));
+    const b2 = makeBundle();
+    const id2 = newId();
+    expect(runc(["run", "-d", "--no-new-keyring", "--bundle", b2.dir, id2]).code).toBe(0);
+    expect(keyrings()).not.toContain(`_ses.${id2}`);
+  });
+});

@@ -26,6 +26,8 @@ interface Common {
   extraFds: number;
   /** Extra environment: LISTEN_FDS/LISTEN_PID when fds are passed. */
   env: string[];
+  /** --no-new-keyring: stay in the caller's session keyring. */
+  noNewKeyring?: boolean;
 }
 
 /** The container's first process (`runc create`). */

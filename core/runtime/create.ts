@@ -29,6 +29,7 @@ export interface CreateOptions {
   warn?: (msg: string) => void;
   /** --preserve-fds: fds 3+LISTEN_FDS .. passed on to the container process. */
   preserveFds?: number;
+  noNewKeyring?: boolean;
 }
 
 export interface Created {
@@ -77,7 +78,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     const pidStart = processStartTime(proc.pid);
     const boot: InitBootstrap = {
       kind: "init", id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot,
-      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env,
+      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env, noNewKeyring: o.noNewKeyring,
     };
     ch.send({ type: "bootstrap", boot });
     const hookState = (): State => ({ ociVersion: OCI_VERSION, id: o.id, status: "creating", pid: proc!.pid, bundle, annotations: spec.annotations });

@@ -108,6 +108,9 @@ function setupExec(boot: ExecBootstrap, ch: Channel): ExecPlan {
 
 /** Per-process setup shared by a container's init and exec'd processes; ends just before execve. */
 function prepareProcess(proc: Process, boot: Bootstrap): ExecPlan {
+  // A session keyring of the container's own, so keys of the host's session don't leak in; the
+  // permission mask is the one runc's keyrings end up with.
+  if (!boot.noNewKeyring) joinKeyring(`_ses.${boot.id}`);
   if (proc.oomScoreAdj !== undefined) writeProc("/proc/self/oom_score_adj", String(proc.oomScoreAdj));
   for (const r of proc.rlimits ?? []) libc.setrlimit(RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard), r.type);
   const env = withHome([...(proc.env ?? []), ...boot.env], proc.user.uid);
@@ -131,6 +134,15 @@ function prepareProcess(proc: Process, boot: Bootstrap): ExecPlan {
   applyUserAndCaps(proc.user, proc.capabilities);
   if (proc.noNewPrivileges) libc.prctl(PR.SET_NO_NEW_PRIVS, 1);
   return { path, args: proc.args!, env };
+}
+
+function joinKeyring(name: string): void {
+  try {
+    libc.joinSessionKeyring(name, 0x3f1b0000);
+  } catch (e: any) {
+    // Kernels or seccomp profiles without keyctl: runc carries on without a keyring too.
+    if (e.code !== "ENOSYS" && e.code !== "EPERM" && e.code !== "EACCES") throw e;
+  }
 }
 
 function enterNamespaces(spec: Spec): void {
