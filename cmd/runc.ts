@@ -6,6 +6,7 @@ import { parseFlags, UsageError, type FlagSpec } from "../core/cli/flags";
 import { tabwrite } from "../core/cli/tabwriter";
 import { Logger, type LogFormat } from "../core/runtime/log";
 import { StateDir } from "../core/runtime/state";
+import { EVENTS_FLAGS, UPDATE_FLAGS } from "../core/runtime/resource-flags";
 import { timingCommand, mark } from "../core/runtime/timings";
 import { out, err } from "../core/cli/io";
 
@@ -180,6 +181,24 @@ const COMMANDS: Record<string, Command> = {
   resume: {
     usage: "runc resume <container-id>", about: "resumes all processes that have been previously paused", args: [1, 1], flags: [],
     run: async (ctx, [id]) => (await (await import("../core/runtime/ops")).pause(ctx.sd, id!, false), 0),
+  },
+  update: {
+    usage: "runc update [command options] <container-id>", about: "update container resource constraints", args: [1, 1],
+    flags: UPDATE_FLAGS,
+    run: async (ctx, [id], f) => {
+      const { parseUpdateFlags, update } = await import("../core/runtime/update");
+      ctx.sd.load(id!); // "container does not exist" before reading stdin or flags
+      await update(ctx.sd, id!, parseUpdateFlags(f), (m) => ctx.log.warn(m));
+      return 0;
+    },
+  },
+  events: {
+    usage: "runc events [command options] <container-id>", about: "display container events such as OOM notifications, cpu, memory, and IO usage statistics", args: [1, 1],
+    flags: EVENTS_FLAGS,
+    run: async (ctx, [id], f) => {
+      const { eventsMain, parseDuration } = await import("../core/runtime/events");
+      return eventsMain(ctx.sd, id!, { stats: !!f.stats, intervalMs: parseDuration(String(f.interval)) }, out, (m) => ctx.log.error(m));
+    },
   },
   init: {
     usage: "runc init", about: "initialize the namespaces and launch the process (do not call it outside of runc)", args: [0, 0], flags: [],

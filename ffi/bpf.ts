@@ -1,20 +1,15 @@
 // bpf(2) for cgroup device programs (load, attach, query, detach) and eventfd(2) for cgroup v1
 // memory notifications. Errors are SyscallError: bpf(BPF_PROG_LOAD): EPERM (operation not permitted).
-import { dlopen, ptr, type FFIFunction } from "bun:ffi";
+import { ptr, type FFIFunction } from "bun:ffi";
 import { SyscallError } from "./errno";
-import { errno } from "./libc";
+import { errno, lazyLibc } from "./libc";
 
 const DEFS = {
   syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
   eventfd: { args: ["u32", "i32"], returns: "i32" },
 } satisfies Record<string, FFIFunction>;
 
-type Symbols = ReturnType<typeof dlopen<typeof DEFS>>["symbols"];
-const S = new Proxy({} as Symbols, {
-  get(cache: any, name: string) {
-    return (cache[name] ??= dlopen("libc.so.6", { [name]: (DEFS as any)[name] }).symbols[name]);
-  },
-});
+const S = lazyLibc(DEFS);
 
 const SYS_BPF: Record<string, number> = { x64: 321, arm64: 280 };
 

@@ -55,14 +55,18 @@ const DEFS = {
   getcwd: { args: ["ptr", "u64"], returns: "ptr" },
 } satisfies Record<string, FFIFunction>;
 
-// Bun compiles a trampoline for every symbol at dlopen time, which costs milliseconds for the whole
-// table; binding each symbol on first use keeps short-lived processes (runc create/start) fast.
-type Symbols = ReturnType<typeof dlopen<typeof DEFS>>["symbols"];
-const S = new Proxy({} as Symbols, {
-  get(cache: any, name: string) {
-    return (cache[name] ??= dlopen("libc.so.6", { [name]: (DEFS as any)[name] }).symbols[name]);
-  },
-});
+/**
+ * libc symbols bound on first use. Bun compiles a trampoline per symbol at dlopen time; binding
+ * only what a short-lived process (runc create/start) really calls keeps its start-up cheap.
+ */
+export function lazyLibc<T extends Record<string, FFIFunction>>(defs: T): ReturnType<typeof dlopen<T>>["symbols"] {
+  return new Proxy({} as ReturnType<typeof dlopen<T>>["symbols"], {
+    get(cache: any, name: string) {
+      return (cache[name] ??= dlopen("libc.so.6", { [name]: (defs as any)[name] }).symbols[name]);
+    },
+  });
+}
+const S = lazyLibc(DEFS);
 
 export function errno(): number {
   return read.i32(S.__errno_location() as Pointer, 0);

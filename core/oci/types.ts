@@ -102,12 +102,49 @@ export interface DeviceRule {
 
 export interface Resources {
   devices?: DeviceRule[];
-  memory?: { limit?: number; reservation?: number; swap?: number; kernel?: number; kernelTCP?: number; swappiness?: number; disableOOMKiller?: boolean };
-  cpu?: { shares?: number; quota?: number; period?: number; realtimeRuntime?: number; realtimePeriod?: number; cpus?: string; mems?: string; idle?: number };
+  memory?: MemoryResources;
+  cpu?: CpuResources;
   pids?: { limit: number };
-  blockIO?: { weight?: number; leafWeight?: number };
+  blockIO?: BlockIO;
   hugepageLimits?: { pageSize: string; limit: number }[];
   unified?: Record<string, string>;
+}
+
+export interface MemoryResources {
+  limit?: number;
+  reservation?: number;
+  swap?: number;
+  kernel?: number;
+  kernelTCP?: number;
+  swappiness?: number;
+  disableOOMKiller?: boolean;
+}
+
+export interface CpuResources {
+  shares?: number;
+  quota?: number;
+  period?: number;
+  realtimeRuntime?: number;
+  realtimePeriod?: number;
+  cpus?: string;
+  mems?: string;
+  idle?: number;
+}
+
+export interface BlockIO {
+  weight?: number;
+  leafWeight?: number;
+  weightDevice?: { major: number; minor: number; weight?: number; leafWeight?: number }[];
+  throttleReadBpsDevice?: ThrottleDevice[];
+  throttleWriteBpsDevice?: ThrottleDevice[];
+  throttleReadIOPSDevice?: ThrottleDevice[];
+  throttleWriteIOPSDevice?: ThrottleDevice[];
+}
+
+export interface ThrottleDevice {
+  major: number;
+  minor: number;
+  rate: number;
 }
 
 export interface Linux {

@@ -8,6 +8,7 @@ import { parseConfigFile } from "../oci/validate";
 import type { Spec, State } from "../oci/types";
 import { unknownCaps } from "./caps";
 import { applyDeviceRules } from "./cgroups/devices";
+import { applyResources } from "./cgroups/resources";
 import { cgroupDirs, createCgroups, joinCgroups, prewarmAttach, removeCgroups } from "./cgroups/manager";
 import { Channel, channelPair, type InitBootstrap } from "./channel";
 import { spawnInit } from "./spawn";
@@ -72,6 +73,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     // making and joining the cgroup meanwhile keeps that work off the critical path.
     createCgroups(dirs);
     applyDeviceRules(dirs, spec.linux?.resources?.devices);
+    applyResources(dirs, spec.linux?.resources ?? {}, { warn: o.warn });
     await warm;
     joinCgroups(dirs, proc.pid);
     mark("cgroups");

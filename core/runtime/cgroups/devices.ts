@@ -1,10 +1,13 @@
-// Device access rules for cgroup v1's devices controller: the config's rules, then the devices every
-// container gets (as runc's AllowedDevices). cgroup v2 needs an eBPF program instead (not here yet).
+// Device access rules: the config's rules, then the devices every container gets (as runc's
+// AllowedDevices). cgroup v1 has the devices controller's files; pure cgroup v2 gets an eBPF program
+// (devices-bpf.ts) attached to the container's cgroup.
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DeviceRule } from "../../oci/types";
+import { attachDeviceFilter } from "./devices-bpf";
+import { hierarchies, isPureV2 } from "./layout";
 
-const ALWAYS_ALLOWED: DeviceRule[] = [
+export const ALWAYS_ALLOWED: DeviceRule[] = [
   { allow: true, type: "c", major: null, minor: null, access: "m" },
   { allow: true, type: "b", major: null, minor: null, access: "m" },
   { allow: true, type: "c", major: 1, minor: 3, access: "rwm" }, // null
@@ -26,6 +29,12 @@ function ruleLine(r: DeviceRule): string {
 }
 
 export function applyDeviceRules(dirs: string[], rules: DeviceRule[] = []): void {
+  if (isPureV2()) {
+    const mount = hierarchies()[0]!.mount;
+    const v2 = dirs.find((d) => d === mount || d.startsWith(mount.endsWith("/") ? mount : mount + "/"));
+    if (v2) attachDeviceFilter(v2, [...rules, ...ALWAYS_ALLOWED]);
+    return;
+  }
   const dir = dirs.find((d) => d.includes("/devices/"));
   if (!dir || !existsSync(join(dir, "devices.allow"))) return;
   for (const r of [...rules, ...ALWAYS_ALLOWED]) {

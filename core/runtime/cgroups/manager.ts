@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "n
 import { writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix } from "node:path";
 import { kill } from "../../../ffi/libc";
-import { hierarchies, ownCgroups, type Hierarchy } from "./layout";
+import { hierarchies, isPureV2, ownCgroups, type Hierarchy } from "./layout";
 
 /** Resolves linux.cgroupsPath as runc does: absolute from each hierarchy's root, relative from ours. */
 export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[] {
@@ -28,9 +28,45 @@ function stripRoot(h: Hierarchy, p: string): string {
 }
 
 export function createCgroups(dirs: string[]): void {
+  const v2 = isPureV2() ? hierarchies()[0] : undefined;
   for (const d of dirs) {
-    mkdirSync(d, { recursive: true });
+    if (v2 && d.startsWith(v2.mount)) createV2(v2.mount, d);
+    else mkdirSync(d, { recursive: true });
     if (d.includes("/cpuset/")) inheritCpuset(d);
+  }
+}
+
+/**
+ * Pure cgroup v2: controllers work in a cgroup only when every ancestor lists them in
+ * cgroup.subtree_control. Like runc's fs2 driver, enable all the root's controllers on the way down
+ * (best effort: one by one when the batch is refused; a missing one fails later, naming its file).
+ */
+function createV2(mount: string, dir: string): void {
+  let ctrls: string[] = [];
+  try {
+    ctrls = readFileSync(join(mount, "cgroup.controllers"), "utf8").trim().split(/\s+/).filter(Boolean);
+  } catch {}
+  const parts = dir.slice(mount.length).split("/").filter(Boolean);
+  let cur = mount;
+  for (let i = 0; i < parts.length; i++) {
+    if (ctrls.length) {
+      const ctl = join(cur, "cgroup.subtree_control");
+      try {
+        writeFileSync(ctl, ctrls.map((c) => "+" + c).join(" "));
+      } catch {
+        for (const c of ctrls) {
+          try {
+            writeFileSync(ctl, "+" + c);
+          } catch {}
+        }
+      }
+    }
+    cur = join(cur, parts[i]!);
+    try {
+      mkdirSync(cur);
+    } catch (e: any) {
+      if (e.code !== "EEXIST") throw e;
+    }
   }
 }
 
