@@ -12,7 +12,7 @@ const PERSONALITIES: Record<string, { about: string; load?: () => Promise<Entry>
   "containerd-shim-runc-v2": { about: "per-container shim (shim v2 task API over ttrpc)" },
   ctr: { about: "containerd client" },
   "docker-proxy": { about: "userland port forwarder (docker's proxy flags)" },
-  "docker-init": { about: "tini-compatible init for containers" },
+  "docker-init": { about: "tini-compatible init for containers", load: async () => (await import("./docker-init")).main },
   runc: { about: "OCI runtime (runc command line)", load: async () => (await import("./runc")).main },
 };
 

@@ -382,3 +382,8 @@ export function joinSessionKeyring(name: string, perm: number): number {
   check(sys("keyctl", KEYCTL_SETPERM, id, perm), "keyctl", "SETPERM", name);
   return id;
 }
+
+/** The address of a buffer, for calls that take a pointer where our binding says integer. */
+export function ptrOf(buf: Uint8Array | Int32Array | BigUint64Array): bigint {
+  return BigInt(ptr(buf));
+}
