@@ -48,6 +48,9 @@ async function main(): Promise<number> {
   const argv = process.argv;
   // Compiled: argv[0] is "bun"-ish and argv[1] the path we were started as; process.argv0 keeps the
   // name the user typed (the symlink), which is what busybox-style dispatch needs.
+  // The runtime's own init process is recognised by its channel, whatever name it shows in ps
+  // (as dockerd's --init it shows as "/sbin/docker-init -- cmd").
+  if (process.env._BUNKER_INIT_CHANNEL) return dispatch("runc", ["init"]);
   const self = basename(process.argv0 || argv[0] || "bunker");
   if (self in PERSONALITIES) return dispatch(self, argv.slice(2));
   const [first, ...rest] = argv.slice(2);

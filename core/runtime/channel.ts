@@ -38,6 +38,8 @@ export interface InitBootstrap extends Common {
   fifo: string;
   cgroupDirs: string[];
   noPivot: boolean;
+  /** process.args[0] is our own binary bind-mounted in (dockerd's --init): be the init ourselves. */
+  tini: boolean;
 }
 
 /** Another process in a running container (`runc exec`). */

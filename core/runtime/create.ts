@@ -63,8 +63,14 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     const ch = new Channel(parentEnd);
     const passed = passedFds(o.preserveFds ?? 0);
     const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === "pid");
+    const tini = isOwnBinaryInit(spec, bundle);
+    const args = spec.process!.args!;
     try {
-      proc = spawnInit({ pidNs: pidNs && { path: pidNs.path }, fds: [...passed.fds, childEnd], stdio: ["inherit", "inherit", "inherit"] });
+      proc = spawnInit({
+        pidNs: pidNs && { path: pidNs.path }, fds: [...passed.fds, childEnd], stdio: ["inherit", "inherit", "inherit"],
+        // As init we show up in the container's ps the way tini would: "/sbin/docker-init -- cmd".
+        ...(tini ? { argv0: args[0], args: args.slice(1) } : {}),
+      });
     } finally {
       libc.close(childEnd);
     }
@@ -80,7 +86,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     const pidStart = processStartTime(proc.pid);
     const boot: InitBootstrap = {
       kind: "init", id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot,
-      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env, noNewKeyring: o.noNewKeyring,
+      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env, noNewKeyring: o.noNewKeyring, tini,
     };
     ch.send({ type: "bootstrap", boot });
     const hookState = (): State => ({ ociVersion: OCI_VERSION, id: o.id, status: "creating", pid: proc!.pid, bundle, annotations: spec.annotations });
@@ -137,6 +143,33 @@ async function exitNote(proc: Bun.Subprocess): Promise<string> {
   const code = await Promise.race([proc.exited, Bun.sleep(1000).then(() => undefined)]);
   if (code === undefined) return "";
   return proc.signalCode ? ` (killed by ${proc.signalCode})` : ` (exit status ${code})`;
+}
+
+/**
+ * dockerd's --init bind-mounts the init binary (--init-path; ours when bunker is installed) at
+ * /sbin/docker-init and runs it as the container's first process. Our binary needs glibc, which
+ * busybox or alpine images lack; but our runtime's init is already running from the host's copy,
+ * so when the program is our own binary it stays PID 1 and does tini's work itself.
+ */
+function isOwnBinaryInit(spec: Spec, bundle: string): boolean {
+  const target = spec.process?.args?.[0];
+  if (!target?.startsWith("/")) return false;
+  let self: { dev: number; ino: number };
+  try {
+    self = statSync(process.execPath);
+  } catch {
+    return false;
+  }
+  return (spec.mounts ?? []).some((m) => {
+    const bind = m.type === "bind" || (m.options ?? []).some((x) => x === "bind" || x === "rbind");
+    if (!bind || !m.source || resolve("/", m.destination) !== resolve("/", target)) return false;
+    try {
+      const st = statSync(resolve(bundle, m.source));
+      return st.dev === self.dev && st.ino === self.ino;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**

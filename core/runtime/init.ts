@@ -3,11 +3,12 @@
 // drops privileges, reports ready and waits on the exec fifo for `start`. For `exec` it joins the
 // running container's namespaces instead. Both end in execve() of the user's program.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { CLONE, CLOSE_RANGE_CLOEXEC, NAMESPACES, O, PR, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
 import type { Process, Spec, State } from "../oci/types";
 import { err } from "../cli/io";
+import { parseTiniArgs, runTini } from "../init/tini";
 import { applyUserAndCaps } from "./caps";
 import { Channel, type Bootstrap, type ExecBootstrap, type InitBootstrap } from "./channel";
 import { runHooks } from "./hooks";
@@ -16,7 +17,7 @@ import { finalizeRootfs, pivotInto, prepareRootfs } from "./rootfs";
 import { OCI_VERSION } from "./state";
 import { mark, timingCommand } from "./timings";
 
-export function initMain(): never {
+export async function initMain(): Promise<never> {
   timingCommand("init");
   const ch = new Channel(Number(process.env._BUNKER_INIT_CHANNEL ?? 3));
   try {
@@ -37,6 +38,7 @@ export function initMain(): never {
     }
     // Every fd but stdio and the passed ones (Bun's own included) is closed by execve.
     libc.closeRange(3 + boot.extraFds, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+    if (boot.kind === "init" && boot.tini) process.exit(await actAsInit(plan));
     mark("execve");
     libc.execve(plan.path, plan.args, plan.env);
   } catch (e: any) {
@@ -47,6 +49,22 @@ export function initMain(): never {
     }
     process.exit(1);
   }
+}
+
+/** dockerd's --init with our own binary as the init: stay PID 1 and do tini's work. */
+async function actAsInit(plan: ExecPlan): Promise<number> {
+  const env = Object.fromEntries(plan.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+  // The thread name ps shows as COMMAND: tini's, not our binary's.
+  libc.prctl(PR.SET_NAME, libc.ptrOf(libc.cstr(basename(plan.args[0]!).slice(0, 15))));
+  const parsed = parseTiniArgs(plan.args[0]!, plan.args.slice(1), env);
+  if ("exit" in parsed) return parsed.exit;
+  let file = parsed.run.program[0]!;
+  try {
+    file = lookPath(file, plan.env);
+  } catch {
+    // posix_spawn reports the failure in tini's words.
+  }
+  return runTini(parsed.run, plan.env, { file, usePath: false });
 }
 
 interface ExecPlan {

@@ -53,9 +53,11 @@ function releaseFifo(sd: StateDir, st: ContainerState): void {
 export async function kill(sd: StateDir, id: string, sig: number, all: boolean): Promise<void> {
   const st = sd.load(id);
   await sd.withLock(id, () => {
+    // --all signals whatever is left in the cgroup even after init died: containerd's forced
+    // delete sends `kill --all ID 9` to a stopped container and expects success.
+    if (all) return signalAll(st.cgroupPaths, sig);
     if (sd.status(st) === "stopped") throw new Error("container not running");
-    if (all) signalAll(st.cgroupPaths, sig);
-    else libc.kill(st.pid, sig);
+    libc.kill(st.pid, sig);
   });
 }
 

@@ -17,7 +17,9 @@ export interface SpawnInit {
   /** fds the init must hold at 3, 4, ...: preserved fds first, the channel last. */
   fds: number[];
   stdio: [number | "inherit" | "ignore", number | "inherit" | "ignore", number | "inherit" | "ignore"];
-  env?: Record<string, string>;
+  /** What ps shows (argv); by default "runc init". */
+  argv0?: string;
+  args?: string[];
 }
 
 function withNs<T>(path: string, flag: number, fn: () => T): T {
@@ -58,7 +60,8 @@ export function spawnInit(o: SpawnInit): Bun.Subprocess {
           libc.close(fd);
         }
       } else if (o.pidNs) libc.unshare(CLONE.NEWPID);
-      const { cmd, argv0 } = selfCommand("runc", ["init"]);
+      const self = selfCommand("runc", o.args ?? ["init"]);
+      const cmd = self.cmd, argv0 = o.argv0 ?? self.argv0;
       return Bun.spawn(cmd, {
         argv0,
         stdio: [...o.stdio, ...o.fds],
