@@ -5,12 +5,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in busybox-static runc crun tini; do
+# containerd and docker.io: the real containerd/ctr/shim and dockerd/docker the peer tests drive our
+# runc with (test/peer-*.test.ts).
+for pkg in busybox-static runc crun tini containerd docker.io; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  # Keep the packages' init scripts from starting the system's containerd/dockerd (which would use
+  # /var/lib/docker and /run/containerd): a policy-rc.d that denies, only for this install.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; } || rc=$?
+  [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || exit "$rc"
 fi
 [ -x node_modules/.bin/bun ] || npm install --no-audit --no-fund --loglevel=error
