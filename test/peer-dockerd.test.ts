@@ -12,8 +12,8 @@ import { afterAll, beforeAll, expect } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { busyboxImage, BUSYBOX_SHORT } from "./fixtures/busybox-image";
-import { capMask, hexMask, parseStatus, waitFor } from "./harness";
-import { cgroupFile, describePeer, drivePty, ensurePeerPackages, fmt, ok, PEER_RUNTIME, PeerSession, peerTest, readTrim } from "./peers";
+import { capMask, hexMask, parseStatus, sleepSync, waitFor } from "./harness";
+import { cgroupFile, describePeer, drivePty, ensurePeerPackages, fmt, ok, OURS_UNDER_TEST, PEER_RUNTIME, PeerSession, peerTest, readTrim } from "./peers";
 
 const skip = ensurePeerPackages(["containerd", "docker.io"], ["/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/dockerd", "/usr/bin/docker"]);
 
@@ -431,6 +431,24 @@ describePeer("real dockerd (on real containerd) with the runtime under test", sk
     ]);
     expect(r.code, fmt(r)).toBe(0);
     expect(r.stdout).toBe("1000\n1000\n/tmp\nFOO=bar baz\npeer-host\npeer-host\nhosts-ok\n");
+  });
+  peerTest(S, "--init on a busybox image: PID 1 is docker-init, orphans are reaped, docker stop's SIGTERM reaches the program", () => {
+    const script = "trap 'exit 43' TERM; i=0; while [ $i -lt 200 ]; do (true &); i=$((i+1)); done; echo started; while true; do sleep 0.1; done";
+    const id = runDetached(["--init"], ["sh", "-c", script]);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!docker(["logs", id]).stdout.includes("started") && Date.now() < deadline) sleepSync(100);
+      expect(docker(["logs", id]).stdout).toContain("started");
+      const r = docker(["exec", id, "sh", "-c", "cat /proc/1/comm; tr '\\0' ' ' < /proc/1/cmdline; echo; ps -o stat | grep -c '^Z' || true"]);
+      expect(r.code, fmt(r)).toBe(0);
+      const [comm, cmdline, zombies] = r.stdout.split("\n");
+      expect({ comm, cmdline: cmdline?.trim().split(" ").slice(0, 2).join(" "), zombies }).toEqual({ comm: OURS_UNDER_TEST ? "docker-init" : comm, cmdline: "/sbin/docker-init --", zombies: "0" });
+      const stop = docker(["stop", "-t", "10", id], { timeoutMs: 30_000 });
+      expect(stop.code, fmt(stop)).toBe(0);
+      expect(inspect(id, "{{.State.ExitCode}}")).toBe("43");
+    } finally {
+      removeContainer(id);
+    }
   });
 });
 

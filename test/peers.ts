@@ -25,12 +25,20 @@
 //     shows on the host, rm -rf the temp dir.
 
 import { describe, test } from "bun:test";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupHierarchies, CGROUP_PREFIX, destroyCgroup, exec, type ExecResult, rand, sleepSync, TMP_PREFIX, unmountUnder, waitFor } from "./harness";
 
 /** The runtime the peers drive: PEER_RUNTIME, else RUNC_BIN (as for the runc tests), else ours. */
 export const PEER_RUNTIME = process.env.PEER_RUNTIME || process.env.RUNC_BIN || join(import.meta.dir, "..", "dist/bin/runc");
+/** Whether PEER_RUNTIME is bunker's runc (a link to dist/bunker) rather than a real runtime. */
+export const OURS_UNDER_TEST = (() => {
+  try {
+    return realpathSync(PEER_RUNTIME).endsWith("/bunker");
+  } catch {
+    return false;
+  }
+})();
 
 export const PTY_DRIVER = join(import.meta.dir, "fixtures/pty-drive.py");
 
@@ -337,6 +345,9 @@ disabled_plugins = [
       "native.cgroupdriver=cgroupfs",
       "--add-runtime",
       `bunker=${this.runtime}`,
+      // With bunker as the runtime, --init is bunker's docker-init too (it works on busybox images,
+      // where a glibc-linked init binary can't run). The real runc keeps Debian's tini.
+      ...(OURS_UNDER_TEST ? ["--init-path", join(import.meta.dir, "..", "dist/bin/docker-init")] : []),
       "--userland-proxy=false",
       "--debug",
     ];
