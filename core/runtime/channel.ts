@@ -28,6 +28,8 @@ interface Common {
   env: string[];
   /** --no-new-keyring: stay in the caller's session keyring. */
   noNewKeyring?: boolean;
+  /** linux.seccomp compiled by the parent (base64 of the BPF program) with its flags. */
+  seccomp?: { filter: string; flags: string[] };
 }
 
 /** The container's first process (`runc create`). */

@@ -7,6 +7,7 @@ import * as libc from "../../ffi/libc";
 import { parseConfigFile } from "../oci/validate";
 import type { Spec, State } from "../oci/types";
 import { unknownCaps } from "./caps";
+import { compileForBootstrap } from "./seccomp";
 import { applyDeviceRules } from "./cgroups/devices";
 import { applyResources } from "./cgroups/resources";
 import { cgroupDirs, createCgroups, joinCgroups, prewarmAttach, removeCgroups } from "./cgroups/manager";
@@ -46,6 +47,8 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   const spec = parseConfigFile(join(bundle, "config.json"), { create: true });
   mark("config");
   checkRunnable(spec, o);
+  // A profile that can't be compiled is refused before anything exists.
+  const seccomp = compileForBootstrap(spec);
   const unknown = unknownCaps(spec.process!.capabilities);
   if (unknown.length) o.warn?.(`ignoring unknown or unavailable capabilities: [${unknown.join(" ")}]`);
   const rootfs = resolve(bundle, spec.root!.path);
@@ -86,7 +89,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     const pidStart = processStartTime(proc.pid);
     const boot: InitBootstrap = {
       kind: "init", id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot,
-      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env, noNewKeyring: o.noNewKeyring, tini,
+      terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env, noNewKeyring: o.noNewKeyring, tini, seccomp,
     };
     ch.send({ type: "bootstrap", boot });
     const hookState = (): State => ({ ociVersion: OCI_VERSION, id: o.id, status: "creating", pid: proc!.pid, bundle, annotations: spec.annotations });

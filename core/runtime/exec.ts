@@ -11,6 +11,7 @@ import { joinCgroups, prewarmAttach } from "./cgroups/manager";
 import { Channel, channelPair, type ExecBootstrap } from "./channel";
 import { attachConsole, sendConsole } from "./console";
 import { passedFds, writeAtomic } from "./create";
+import { compileForBootstrap } from "./seccomp";
 import { spawnInit } from "./spawn";
 import type { StateDir } from "./state";
 import { mark } from "./timings";
@@ -44,6 +45,7 @@ export async function exec(sd: StateDir, o: ExecOptions): Promise<number> {
   const proc = o.processFile ? loadProcess(o.processFile) : processFromFlags(st.config.process!, o);
   if (proc.terminal && o.detach && !o.consoleSocket) throw new Error("cannot allocate tty if runc will detach without setting console socket");
   if (!proc.terminal && o.consoleSocket) throw new Error("cannot use console socket if runc will not detach or allocate tty");
+  const seccomp = compileForBootstrap(st.config);
   mark("config");
 
   const [parentEnd, childEnd] = channelPair();
@@ -60,7 +62,7 @@ export async function exec(sd: StateDir, o: ExecOptions): Promise<number> {
   try {
     await warm;
     joinCgroups(st.cgroupPaths, child.pid);
-    const boot: ExecBootstrap = { kind: "exec", id: o.id, spec: st.config, process: proc, initPid: st.pid, terminal: !!proc.terminal, extraFds: passed.fds.length, env: passed.env };
+    const boot: ExecBootstrap = { kind: "exec", id: o.id, spec: st.config, process: proc, initPid: st.pid, terminal: !!proc.terminal, extraFds: passed.fds.length, env: passed.env, seccomp };
     ch.send({ type: "bootstrap", boot });
     for (;;) {
       const m = ch.recv();

@@ -8,6 +8,8 @@ import { CLONE, CLOSE_RANGE_CLOEXEC, NAMESPACES, O, PR, RLIMITS, TIOCGPTN, TIOCS
 import * as libc from "../../ffi/libc";
 import type { Process, Spec, State } from "../oci/types";
 import { err } from "../cli/io";
+import { installSeccomp } from "../../ffi/seccomp";
+import { decode as decodeSeccomp } from "./seccomp";
 import { parseTiniArgs, runTini } from "../init/tini";
 import { applyUserAndCaps } from "./caps";
 import { Channel, type Bootstrap, type ExecBootstrap, type InitBootstrap } from "./channel";
@@ -38,6 +40,7 @@ export async function initMain(): Promise<never> {
     }
     // Every fd but stdio and the passed ones (Bun's own included) is closed by execve.
     libc.closeRange(3 + boot.extraFds, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+    if (plan.seccomp) installSeccomp(plan.seccomp.filter, plan.seccomp.flags);
     if (boot.kind === "init" && boot.tini) process.exit(await actAsInit(plan));
     mark("execve");
     libc.execve(plan.path, plan.args, plan.env);
@@ -72,6 +75,8 @@ interface ExecPlan {
   args: string[];
   env: string[];
   fifoFd?: number;
+  /** Installed last, right before execve, when no_new_privs lets an unprivileged process do it. */
+  seccomp?: { filter: Uint8Array; flags: string[] };
 }
 
 function stateOf(boot: InitBootstrap, status: State["status"]): State {
@@ -126,6 +131,9 @@ function setupExec(boot: ExecBootstrap, ch: Channel): ExecPlan {
 
 /** Per-process setup shared by a container's init and exec'd processes; ends just before execve. */
 function prepareProcess(proc: Process, boot: Bootstrap): ExecPlan {
+  const compiled = boot.seccomp && decodeSeccomp(boot.seccomp);
+  const filter = compiled?.filter;
+  const flags = compiled?.flags ?? [];
   // A session keyring of the container's own, so keys of the host's session don't leak in; the
   // permission mask is the one runc's keyrings end up with.
   if (!boot.noNewKeyring) joinKeyring(`_ses.${boot.id}`);
@@ -149,9 +157,12 @@ function prepareProcess(proc: Process, boot: Bootstrap): ExecPlan {
   if (!cwd.startsWith("/")) throw new Error("current working directory is outside of container mount namespace root -- possible container breakout detected");
   libc.umask(proc.user.umask ?? 0o022);
   for (let fd = 3; fd < 3 + boot.extraFds; fd++) libc.clearCloexec(fd);
+  // As runc: without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN, so the filter goes in before
+  // capabilities are dropped; with it, as late as possible (just before execve).
+  if (filter && !proc.noNewPrivileges) installSeccomp(filter, flags);
   applyUserAndCaps(proc.user, proc.capabilities);
   if (proc.noNewPrivileges) libc.prctl(PR.SET_NO_NEW_PRIVS, 1);
-  return { path, args: proc.args!, env };
+  return { path, args: proc.args!, env, seccomp: filter && proc.noNewPrivileges ? { filter, flags } : undefined };
 }
 
 function joinKeyring(name: string): void {
