@@ -155,6 +155,7 @@ const COMMANDS: Record<string, Command> = {
       // runc exits 255 when exec itself fails, so the process's own status stays unambiguous.
       try {
         if (!f.process && !args.length) throw new Error("process args cannot be empty");
+        if (f.cgroup.length) throw new Error("--cgroup (exec into a sub-cgroup) is not supported by bunker's runc yet");
         return await exec(ctx.sd, {
         id: id!, processFile: f.process || undefined, args, tty: !!f.tty, env: f.env, cwd: f.cwd || undefined, user: f.user || undefined,
         additionalGids: f["additional-gids"], caps: f.cap, noNewPrivs: !!f["no-new-privs"], detach: !!f.detach, pidFile: f["pid-file"] || undefined,

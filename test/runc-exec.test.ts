@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ctx, errMsg, exec, newId, nsId, procStatus, RUNC, runc, runcOk, runDetached, spawnBackground, state, waitFor, useHarness } from "./harness";
+import { ctx, errMsg, exec, makeBundle, newId, nsId, procStatus, RUNC, runc, runcOk, runDetached, spawnBackground, state, waitFor, useHarness } from "./harness";
 
 useHarness();
 
@@ -96,6 +96,23 @@ describe("runc exec", () => {
     const r = exec(["sh", "-c", `exec 3<"${data}"; exec "${RUNC}" --root "${ctx().root}" exec --preserve-fds 1 ${id} sh -c 'cat <&3'`]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("through fd 3\n");
+  });
+
+  test("systemd socket activation: LISTEN_FDS meant for runc are passed on, with LISTEN_FDS set", () => {
+    const data = join(ctx().dir, "listen.txt");
+    writeFileSync(data, "listen fd\n");
+    const b = makeBundle((s) => (s.process.args = ["sh", "-c", "cat <&3; echo LISTEN_FDS=$LISTEN_FDS"]));
+    // exec keeps the shell's pid, so LISTEN_PID names runc as systemd would.
+    const r = exec(["sh", "-c", `exec 3<"${data}"; export LISTEN_FDS=1 LISTEN_PID=$$; exec "${RUNC}" --root "${ctx().root}" run --bundle "${b.dir}" ${newId()}`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("listen fd\nLISTEN_FDS=1\n");
+  });
+
+  test("LISTEN_FDS meant for another process are ignored", () => {
+    const b = makeBundle((s) => (s.process.args = ["sh", "-c", "echo LISTEN_FDS=$LISTEN_FDS; ls /proc/self/fd"]));
+    const r = exec(["sh", "-c", `export LISTEN_FDS=1 LISTEN_PID=1; exec "${RUNC}" --root "${ctx().root}" run --bundle "${b.dir}" ${newId()}`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe("LISTEN_FDS=");
   });
 
   test("no fd of the runtime leaks into the process", () => {
