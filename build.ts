@@ -13,6 +13,10 @@ const result = await Bun.build({
   sourcemap: "none",
   bytecode: true,
   target: "bun",
+  // Each personality is loaded with import(): split chunks keep one personality's code (gRPC for
+  // containerd, say) out of another's start-up, which matters for runc's many short processes.
+  format: "esm",
+  splitting: true,
 });
 if (!result.success) {
   for (const l of result.logs) console.error(l);
