@@ -53,6 +53,23 @@ const DEFS = {
   fchown: { args: ["i32", "u32", "u32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "u64"], returns: "i32" },
   getcwd: { args: ["ptr", "u64"], returns: "ptr" },
+  mkdirat: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  mknodat: { args: ["i32", "ptr", "u32", "u64"], returns: "i32" },
+  symlinkat: { args: ["ptr", "i32", "ptr"], returns: "i32" },
+  linkat: { args: ["i32", "ptr", "i32", "ptr", "i32"], returns: "i32" },
+  unlinkat: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  readlinkat: { args: ["i32", "ptr", "ptr", "u64"], returns: "i64" },
+  fchownat: { args: ["i32", "ptr", "u32", "u32", "i32"], returns: "i32" },
+  fchmod: { args: ["i32", "u32"], returns: "i32" },
+  fchmodat: { args: ["i32", "ptr", "u32", "i32"], returns: "i32" },
+  utimensat: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+  setxattr: { args: ["ptr", "ptr", "ptr", "u64", "i32"], returns: "i32" },
+  lsetxattr: { args: ["ptr", "ptr", "ptr", "u64", "i32"], returns: "i32" },
+  fsetxattr: { args: ["i32", "ptr", "ptr", "u64", "i32"], returns: "i32" },
+  lgetxattr: { args: ["ptr", "ptr", "ptr", "u64"], returns: "i64" },
+  llistxattr: { args: ["ptr", "ptr", "u64"], returns: "i64" },
+  strsignal: { args: ["i32"], returns: "cstring" },
+  strerror: { args: ["i32"], returns: "cstring" },
 } satisfies Record<string, FFIFunction>;
 
 /**
@@ -137,8 +154,8 @@ export function open(path: string, flags: number, mode = 0): number {
 export function openInheritable(path: string, flags: number, mode = 0): number {
   return retry(() => S.open(cstr(path), flags, mode), "open", path);
 }
-export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
-  return retry(() => S.openat(dirfd, cstr(path), flags | O.CLOEXEC, mode), "openat", path);
+export function openat(dirfd: number, path: string | Uint8Array, flags: number, mode = 0): number {
+  return retry(() => S.openat(dirfd, cpath(path), flags | O.CLOEXEC, mode), "openat", shown(path));
 }
 export function close(fd: number): void {
   S.close(fd);
@@ -386,4 +403,120 @@ export function joinSessionKeyring(name: string, perm: number): number {
 /** The address of a buffer, for calls that take a pointer where our binding says integer. */
 export function ptrOf(buf: Uint8Array | Int32Array | BigUint64Array): bigint {
   return BigInt(ptr(buf));
+}
+
+// ---------------------------------------------------------------------------------------------
+// *at calls for unpacking image layers: names relative to a directory fd, never following the last
+// component unless asked. Paths may be raw bytes (tar names need not be UTF-8).
+
+export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_SYMLINK_FOLLOW = 0x400, AT_EMPTY_PATH = 0x1000;
+export const XATTR_CREATE = 1, XATTR_REPLACE = 2;
+
+/** NUL-terminated copy of a path given as a string (UTF-8) or as raw bytes. */
+export function cpath(p: string | Uint8Array): Buffer {
+  if (typeof p === "string") return cstr(p);
+  const b = Buffer.alloc(p.byteLength + 1);
+  b.set(p);
+  return b;
+}
+/** A path argument as shown in errors. */
+function shown(p: string | Uint8Array): string {
+  return typeof p === "string" ? p : Buffer.from(p).toString("utf8");
+}
+
+export function mkdirat(dirfd: number, name: string | Uint8Array, mode: number): void {
+  check(S.mkdirat(dirfd, cpath(name), mode), "mkdirat", shown(name));
+}
+export function mknodat(dirfd: number, name: string | Uint8Array, mode: number, dev: bigint): void {
+  check(S.mknodat(dirfd, cpath(name), mode, dev), "mknodat", shown(name));
+}
+export function symlinkat(target: string | Uint8Array, dirfd: number, name: string | Uint8Array): void {
+  check(S.symlinkat(cpath(target), dirfd, cpath(name)), "symlinkat", shown(target), shown(name));
+}
+export function linkat(olddirfd: number, oldname: string | Uint8Array, newdirfd: number, newname: string | Uint8Array, flags = 0): void {
+  check(S.linkat(olddirfd, cpath(oldname), newdirfd, cpath(newname), flags), "linkat", shown(oldname), shown(newname));
+}
+export function unlinkat(dirfd: number, name: string | Uint8Array, flags = 0): void {
+  check(S.unlinkat(dirfd, cpath(name), flags), "unlinkat", shown(name));
+}
+/** readlinkat(2): the target as raw bytes. */
+export function readlinkat(dirfd: number, name: string | Uint8Array): Buffer {
+  const buf = Buffer.alloc(4096);
+  const n = check(S.readlinkat(dirfd, cpath(name), buf, BigInt(buf.byteLength)), "readlinkat", shown(name));
+  return buf.subarray(0, n);
+}
+export function fchownat(dirfd: number, name: string | Uint8Array, uid: number, gid: number, flags: number): void {
+  check(S.fchownat(dirfd, cpath(name), uid, gid, flags), "fchownat", shown(name), uid, gid);
+}
+export function fchmod(fd: number, mode: number): void {
+  check(S.fchmod(fd, mode), "fchmod", fd, "0" + mode.toString(8));
+}
+export function fchmodat(dirfd: number, name: string | Uint8Array, mode: number, flags = 0): void {
+  check(S.fchmodat(dirfd, cpath(name), mode, flags), "fchmodat", shown(name), "0" + mode.toString(8));
+}
+/** A point in time for utimensat: seconds and nanoseconds. */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+/** utimensat(2); name null sets the times of dirfd itself (futimens). */
+export function utimensat(dirfd: number, name: string | Uint8Array | null, atime: Timespec, mtime: Timespec, flags = 0): void {
+  const ts = new BigInt64Array([BigInt(atime.sec), BigInt(atime.nsec), BigInt(mtime.sec), BigInt(mtime.nsec)]);
+  check(S.utimensat(dirfd, name == null ? null : cpath(name), ts, flags), "utimensat", name == null ? dirfd : shown(name));
+}
+/** setxattr(2), following a final symlink (used on /proc/self/fd/N to reach the file behind an fd). */
+export function setxattr(path: string | Uint8Array, name: string, value: Uint8Array, flags = 0): void {
+  check(S.setxattr(cpath(path), cstr(name), value.byteLength ? value : null, BigInt(value.byteLength), flags), "setxattr", shown(path), name);
+}
+export function lsetxattr(path: string | Uint8Array, name: string, value: Uint8Array, flags = 0): void {
+  check(S.lsetxattr(cpath(path), cstr(name), value.byteLength ? value : null, BigInt(value.byteLength), flags), "lsetxattr", shown(path), name);
+}
+export function fsetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
+  check(S.fsetxattr(fd, cstr(name), value.byteLength ? value : null, BigInt(value.byteLength), flags), "fsetxattr", fd, name);
+}
+/** lgetxattr(2): the value, or null when the attribute is not set (ENODATA). */
+export function lgetxattr(path: string | Uint8Array, name: string): Buffer | null {
+  const p = cpath(path), n = cstr(name);
+  for (;;) {
+    const size = Number(S.lgetxattr(p, n, null, 0n));
+    if (size < 0) {
+      const e = errno();
+      if (e === 61) return null;
+      throw new SyscallError("lgetxattr", [shown(path), name], e);
+    }
+    const buf = Buffer.alloc(Math.max(size, 1));
+    const got = Number(S.lgetxattr(p, n, buf, BigInt(buf.byteLength)));
+    if (got >= 0) return buf.subarray(0, got);
+    const e = errno();
+    if (e === 34) continue; // ERANGE: it grew in between
+    if (e === 61) return null;
+    throw new SyscallError("lgetxattr", [shown(path), name], e);
+  }
+}
+/** llistxattr(2): the attribute names (empty when the filesystem has none or does not support them). */
+export function llistxattr(path: string | Uint8Array): string[] {
+  const p = cpath(path);
+  for (;;) {
+    const size = Number(S.llistxattr(p, null, 0n));
+    if (size < 0) {
+      const e = errno();
+      if (e === 95) return []; // EOPNOTSUPP
+      throw new SyscallError("llistxattr", [shown(path)], e);
+    }
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const got = Number(S.llistxattr(p, buf, BigInt(size)));
+    if (got >= 0) return buf.subarray(0, got).toString("latin1").split("\0").filter(Boolean);
+    const e = errno();
+    if (e !== 34) throw new SyscallError("llistxattr", [shown(path)], e);
+  }
+}
+
+/** glibc's description of a signal ("Terminated", "Killed"). */
+export function strsignal(sig: number): string {
+  return String(S.strsignal(sig));
+}
+/** glibc's description of an errno ("No such file or directory"). */
+export function strerror(e: number): string {
+  return String(S.strerror(e));
 }

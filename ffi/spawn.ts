@@ -17,8 +17,6 @@ const DEFS = {
   posix_spawn_file_actions_init: { args: ["ptr"], returns: "i32" },
   posix_spawn_file_actions_destroy: { args: ["ptr"], returns: "i32" },
   posix_spawn_file_actions_addtcsetpgrp_np: { args: ["ptr", "i32"], returns: "i32" },
-  sigemptyset: { args: ["ptr"], returns: "i32" },
-  sigfillset: { args: ["ptr"], returns: "i32" },
 } satisfies Record<string, FFIFunction>;
 const S = lazyLibc(DEFS);
 
@@ -31,22 +29,30 @@ export interface SpawnOptions {
   newProcessGroup: boolean;
   /** Make that group the foreground of the terminal on this fd. */
   foregroundOf?: number;
+  /** Signals (bit n-1 for signal n) left ignored in the child; every other one gets its default. */
+  keepIgnored?: bigint;
+  /** The child's signal mask (bit n-1 for signal n); none blocked by default. */
+  mask?: bigint;
+}
+
+function sigset(bits: bigint): Uint8Array {
+  const set = new Uint8Array(128);
+  new DataView(set.buffer).setBigUint64(0, bits, true);
+  return set;
 }
 
 /** Returns the child's pid; throws SyscallError("exec <file>") with the exec's errno on failure. */
 export function posixSpawn(file: string, argv: string[], env: string[], o: SpawnOptions): number {
   // Opaque glibc structs, sized generously (336 and 80 bytes on x86_64/aarch64).
   const attr = new Uint8Array(512), actions = new Uint8Array(256);
-  const empty = new Uint8Array(128), all = new Uint8Array(128);
   S.posix_spawnattr_init(attr);
   S.posix_spawn_file_actions_init(actions);
   try {
-    S.sigemptyset(empty);
-    S.sigfillset(all);
-    // Every signal back to its default (we may ignore some), none blocked.
+    // Signals back to their defaults, including the two glibc keeps for itself (32, 33) that
+    // sigfillset leaves out, except those the caller wants left ignored.
     let flags = SETSIGDEF | SETSIGMASK;
-    S.posix_spawnattr_setsigdefault(attr, all);
-    S.posix_spawnattr_setsigmask(attr, empty);
+    S.posix_spawnattr_setsigdefault(attr, sigset(~(o.keepIgnored ?? 0n) & 0xffffffffffffffffn));
+    S.posix_spawnattr_setsigmask(attr, sigset(o.mask ?? 0n));
     if (o.newProcessGroup) {
       flags |= SETPGROUP;
       S.posix_spawnattr_setpgroup(attr, 0);

@@ -1,10 +1,12 @@
 // A tini-compatible init (tini 0.19's command line, messages and exit codes): spawn the program in a
 // process group of its own, forward signals to it, reap every zombie, exit with the program's status.
+import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { PR, SIGNALS } from "../../ffi/consts";
+import { PR } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
 import { posixSpawn } from "../../ffi/spawn";
 import { err, out } from "../cli/io";
+import LICENSE from "./tini-license.txt" with { type: "text" };
 
 export const TINI_VERSION = "tini version 0.19.0 - git.bunker";
 
@@ -16,14 +18,26 @@ export interface TiniOptions {
   killProcessGroup: boolean;
   /** Exit codes remapped to 0 (-e). */
   expect: Set<number>;
-  respawn: "never" | "always" | "failure";
   program: string[];
 }
 
 export type Parsed = { run: TiniOptions } | { exit: number };
 
-// tini keeps these for itself; everything else that can be caught goes to the child.
-const NOT_FORWARDED = new Set(["SIGFPE", "SIGILL", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGTRAP", "SIGSYS", "SIGTTIN", "SIGTTOU", "SIGCHLD", "SIGKILL", "SIGSTOP", "SIGIOT", "SIGPOLL"]);
+// The names tini's -p accepts, and the signals it knows.
+const TINI_SIGNALS: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9,
+  SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGCHLD: 17, SIGCONT: 18,
+  SIGSTOP: 19, SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26,
+  SIGPROF: 27, SIGWINCH: 28, SIGSYS: 31,
+};
+
+// Signals the runtime lets us catch and that go to the child. tini keeps the synchronous faults,
+// ignores SIGTTIN/SIGTTOU, and reaps on SIGCHLD rather than forwarding it.
+const FORWARDED: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15,
+  SIGSTKFLT: 16, SIGCONT: 18, SIGTSTP: 20, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27,
+  SIGWINCH: 28, SIGIO: 29, SIGPWR: 30,
+};
 
 function usage(name: string): string {
   const n = basename(name);
@@ -41,8 +55,7 @@ Command line options:
   -v: Generate more verbose output. Repeat up to 3 times.
   -w: Print a warning when processes are getting reaped.
   -g: Send signals to the child's process group.
-  -e EXIT_CODE: Remap EXIT_CODE (from 0 to 255) to 0 (can be repeated).
-  -R {A|F}: Respawn [A]lways or On-[F]ailure.
+  -e EXIT_CODE: Remap EXIT_CODE (from 0 to 255) to 0.
   -l: Show license and exit.
 
 Environment variables:
@@ -53,14 +66,6 @@ Environment variables:
 
 `;
 }
-
-const LICENSE = `The MIT License (MIT)
-
-bunker's docker-init is a compatible reimplementation of tini (Copyright (c) 2015 Thomas Orozco).
-Permission is hereby granted, free of charge, to any person obtaining a copy of this software and
-associated documentation files (the "Software"), to deal in the Software without restriction.
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
-`;
 
 export class TiniLog {
   constructor(public verbosity: number) {}
@@ -79,11 +84,23 @@ export class TiniLog {
   debug(msg: string): void {
     if (this.verbosity > 2) out(this.line("DEBUG", msg));
   }
+  trace(msg: string): void {
+    if (this.verbosity > 3) out(this.line("TRACE", msg));
+  }
+}
+
+/** strtol(s, &end, 10) accepting only a complete parse, as tini's -e does. */
+function strtolWhole(s: string): number | undefined {
+  const m = /^[ \t\n\v\f\r]*([+-]?\d*)$/.exec(s);
+  if (!m) return undefined;
+  const digits = m[1]!.replace(/^[+-]/, "");
+  if (digits === "") return m[1] === "" ? 0 : undefined; // "" parses as 0 (end == start, *end == 0)
+  return Number(m[1]);
 }
 
 /**
- * tini's getopt("p:hvwgle:R:s"): GNU getopt permutes, so options may follow the program unless a
- * "--" ends them — which is why docker passes `docker-init -- cmd args`.
+ * tini's getopt("p:hvwgle:s"): glibc's getopt permutes, so options may follow the program unless
+ * "--" ends them or POSIXLY_CORRECT is set — why docker passes `docker-init -- cmd args`.
  */
 export function parseTiniArgs(argv0: string, args: string[], env: Record<string, string | undefined>): Parsed {
   const log = new TiniLog(1);
@@ -91,7 +108,8 @@ export function parseTiniArgs(argv0: string, args: string[], env: Record<string,
     out(TINI_VERSION + "\n");
     return { exit: 0 };
   }
-  const o: TiniOptions = { subreaper: false, pdeathSignal: 0, verbosity: 1, warnOnReap: false, killProcessGroup: false, expect: new Set(), respawn: "never", program: [] };
+  const posix = env.POSIXLY_CORRECT !== undefined;
+  const o: TiniOptions = { subreaper: false, pdeathSignal: 0, verbosity: 1, warnOnReap: false, killProcessGroup: false, expect: new Set(), program: [] };
   let verbosityFlags = 0;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -100,20 +118,25 @@ export function parseTiniArgs(argv0: string, args: string[], env: Record<string,
       break;
     }
     if (!a.startsWith("-") || a === "-") {
+      if (posix) {
+        o.program.push(...args.slice(i));
+        break;
+      }
       o.program.push(a);
       continue;
     }
     for (let j = 1; j < a.length; j++) {
       const c = a[j]!;
-      const takesArg = c === "p" || c === "e" || c === "R";
-      let val: string | undefined;
+      const takesArg = c === "p" || c === "e";
+      let val = "";
       if (takesArg) {
-        val = j + 1 < a.length ? a.slice(j + 1) : args[++i];
-        if (val === undefined) {
+        const v = j + 1 < a.length ? a.slice(j + 1) : args[++i];
+        if (v === undefined) {
           err(`${argv0}: option requires an argument -- '${c}'\n`);
           err(usage(argv0));
           return { exit: 1 };
         }
+        val = v;
       }
       switch (c) {
         case "h":
@@ -134,30 +157,22 @@ export function parseTiniArgs(argv0: string, args: string[], env: Record<string,
         case "l":
           out(LICENSE);
           return { exit: 0 };
-        case "p": {
-          const n = SIGNALS[val!];
-          if (!val!.startsWith("SIG") || n === undefined || val === "SIGIOT" || val === "SIGPOLL") {
+        case "p":
+          if (!(val in TINI_SIGNALS)) {
             log.fatal(`Not a valid option for -p: ${val}`);
             return { exit: 1 };
           }
-          o.pdeathSignal = n;
+          o.pdeathSignal = TINI_SIGNALS[val]!;
           break;
-        }
         case "e": {
-          if (!/^-?\d+$/.test(val!) || Number(val) < 0 || Number(val) > 255) {
+          const n = strtolWhole(val);
+          if (n === undefined || n < 0 || n > 255) {
             log.fatal(`Not a valid option for -e: ${val}`);
             return { exit: 1 };
           }
-          o.expect.add(Number(val));
+          o.expect.add(n);
           break;
         }
-        case "R":
-          if (val !== "A" && val !== "F") {
-            log.fatal(`Not a valid option for -R: ${val}`);
-            return { exit: 1 };
-          }
-          o.respawn = val === "A" ? "always" : "failure";
-          break;
         default:
           err(`${argv0}: invalid option -- '${c}'\n`);
           err(usage(argv0));
@@ -173,6 +188,7 @@ export function parseTiniArgs(argv0: string, args: string[], env: Record<string,
   o.verbosity = 1 + verbosityFlags;
   if (env.TINI_SUBREAPER !== undefined) o.subreaper = true;
   if (env.TINI_KILL_PROCESS_GROUP !== undefined) o.killProcessGroup = true;
+  // atoi: leading digits, anything else is 0; read after the options, so it wins over -v.
   if (env.TINI_VERBOSITY !== undefined) o.verbosity = Number.parseInt(env.TINI_VERBOSITY, 10) || 0;
   return { run: o };
 }
@@ -185,29 +201,37 @@ const REAPER_WARNING =
 const WNOHANG = 1;
 const PR_GET_CHILD_SUBREAPER = 37;
 
-/** Exit status the way a shell reports it: the code, or 128+N for death by signal N. */
-function statusCode(raw: number): number | undefined {
-  const sig = raw & 0x7f;
-  if (sig === 0) return (raw >> 8) & 0xff;
-  if (sig !== 0x7f) return 128 + sig;
-  return undefined;
-}
-
 export interface SpawnTarget {
   /** The file to exec: a path, or a name looked up in PATH. */
   file: string;
   usePath: boolean;
 }
 
+/** The signal masks this process started with (bit n-1 for signal n), from /proc/self/status. */
+function startingSignals(): { ignored: bigint; blocked: bigint } {
+  const status = readFileSync("/proc/self/status", "utf8");
+  const mask = (key: string) => BigInt("0x" + (new RegExp(`^${key}:\\s*([0-9a-f]+)`, "m").exec(status)?.[1] ?? "0"));
+  // Bun itself ignores SIGPIPE and SIGXFSZ before our code runs, so for those two we can't tell
+  // what we were started with; take the usual case (default).
+  const bunOwn = (1n << 12n) | (1n << 24n);
+  return { ignored: mask("SigIgn") & ~bunOwn, blocked: mask("SigBlk") };
+}
+
+const isSet = (mask: bigint, sig: number) => ((mask >> BigInt(sig - 1)) & 1n) === 1n;
+
 /** Runs the init loop; resolves to the exit code tini would return. */
 export function runTini(o: TiniOptions, env: string[], target: SpawnTarget = { file: o.program[0]!, usePath: true }): Promise<number> {
   const log = new TiniLog(o.verbosity);
+  // tini hands the child the signal state it was started with: what was ignored stays ignored
+  // (and, being ignored, is never forwarded), what was blocked stays blocked.
+  const start = startingSignals();
   if (o.pdeathSignal) libc.prctl(PR.SET_PDEATHSIG, o.pdeathSignal);
   if (o.subreaper) {
     try {
       libc.prctl(PR.SET_CHILD_SUBREAPER, 1);
+      log.trace("Registered as child subreaper");
     } catch (e: any) {
-      log.fatal(`Failed to register as child subreaper: ${e.message}`);
+      log.fatal(`Failed to register as child subreaper: ${libc.strerror(e.errno ?? 22)}`);
       return Promise.resolve(1);
     }
   }
@@ -215,45 +239,59 @@ export function runTini(o: TiniOptions, env: string[], target: SpawnTarget = { f
     const bit = new Int32Array(1);
     let isReaper = false;
     try {
-      libc.prctl(PR_GET_CHILD_SUBREAPER, BigInt(Number(libc.ptrOf(bit))));
+      libc.prctl(PR_GET_CHILD_SUBREAPER, libc.ptrOf(bit));
       isReaper = bit[0] === 1;
     } catch {}
     if (!isReaper) log.warn(REAPER_WARNING);
   }
-  // With the child in the terminal's foreground group, writing to the tty could stop us.
-  for (const s of ["SIGTTIN", "SIGTTOU"]) process.on(s as NodeJS.Signals, () => {});
 
   return new Promise<number>((resolve) => {
     let child = 0;
-    const spawn = (): boolean => {
-      try {
-        child = posixSpawn(target.file, o.program, env, { usePath: target.usePath, newProcessGroup: true, foregroundOf: libc.isatty(0) ? 0 : undefined });
-      } catch (e: any) {
-        const code = e.errno === 2 ? 127 : e.errno === 13 ? 126 : 1;
-        log.fatal(`exec ${o.program[0]} failed: ${strerror(e.errno)}`);
-        resolve(code);
-        return false;
-      }
-      log.info(`Spawned child process '${o.program[0]}' with pid '${child}'`);
-      return true;
-    };
-    if (!spawn()) return;
-
-    const forward = (name: string, signo: number) => () => {
-      log.debug(`Passing signal: '${name}'`);
+    // tini blocks signals before forking and forwards them from its loop; a signal that arrives
+    // before the child exists waits here the same way.
+    const pending: [string, number][] = [];
+    const send = (name: string, signo: number) => {
+      log.debug(`Passing signal: '${libc.strsignal(signo)}'`);
       if (!libc.kill(o.killProcessGroup ? -child : child, signo)) log.warn("Child was dead when forwarding signal");
     };
     const handlers: [string, () => void][] = [];
-    for (const [name, signo] of Object.entries(SIGNALS)) {
-      if (NOT_FORWARDED.has(name)) continue;
-      const h = forward(name, signo);
+    for (const [name, signo] of Object.entries(FORWARDED)) {
+      if (isSet(start.ignored, signo)) continue;
+      const h = () => (child ? send(name, signo) : pending.push([name, signo]));
       try {
         process.on(name as NodeJS.Signals, h);
         handlers.push([name, h]);
       } catch {
-        // A signal this runtime can't watch; tini would forward it, we can't.
+        // A signal this runtime can't watch.
       }
     }
+    // With the child in the terminal's foreground group, tini must not be stopped by the tty.
+    for (const name of ["SIGTTIN", "SIGTTOU"]) {
+      if (isSet(start.ignored, TINI_SIGNALS[name]!)) continue;
+      const h = () => {};
+      process.on(name as NodeJS.Signals, h);
+      handlers.push([name, h]);
+    }
+
+    const finish = (code: number) => {
+      clearInterval(timer);
+      process.off("SIGCHLD", onChld);
+      for (const [name, h] of handlers) process.off(name as NodeJS.Signals, h);
+      log.trace("Exiting: child has exited");
+      resolve(code);
+    };
+
+    const exitCode = (raw: number): number | undefined => {
+      const sig = raw & 0x7f;
+      if (sig === 0) {
+        const code = (raw >> 8) & 0xff;
+        log.info(`Main child exited normally (with status '${code}')`);
+        return code;
+      }
+      if (sig === 0x7f) return undefined; // stopped, not gone
+      log.info(`Main child exited with signal (with signal '${libc.strsignal(sig)}')`);
+      return 128 + sig;
+    };
 
     const reap = () => {
       for (;;) {
@@ -261,40 +299,45 @@ export function runTini(o: TiniOptions, env: string[], target: SpawnTarget = { f
         try {
           [pid, raw] = libc.waitpid(-1, WNOHANG);
         } catch {
-          break; // ECHILD: nothing left to wait for
+          log.trace("No child to wait");
+          return;
         }
-        if (pid <= 0) break;
+        if (pid === 0) {
+          log.trace("No child to reap");
+          return;
+        }
         log.debug(`Reaped child with pid: '${pid}'`);
         if (pid !== child) {
           if (o.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
           continue;
         }
-        let code = statusCode(raw);
+        const code = exitCode(raw);
         if (code === undefined) continue;
-        code %= 256;
-        if (o.expect.has(code)) code = 0;
-        if (o.respawn === "always" || (o.respawn === "failure" && code !== 0)) {
-          log.info(`Child pid=${child} has exited (respawning)`);
-          setTimeout(spawn, 1000);
-          continue;
-        }
-        finish(code);
+        finish(o.expect.has(code % 256) ? 0 : code % 256);
         return;
       }
     };
-    const timer = setInterval(reap, 1000);
-    process.on("SIGCHLD", reap);
-    const finish = (code: number) => {
-      clearInterval(timer);
-      process.off("SIGCHLD", reap);
-      for (const [name, h] of handlers) process.off(name as NodeJS.Signals, h);
-      resolve(code);
+    const onChld = () => {
+      log.debug("Received SIGCHLD");
+      reap();
     };
+    const timer = setInterval(reap, 1000);
+    process.on("SIGCHLD", onChld);
+
+    try {
+      child = posixSpawn(target.file, o.program, env, {
+        usePath: target.usePath, newProcessGroup: true, foregroundOf: libc.isatty(0) ? 0 : undefined,
+        keepIgnored: start.ignored, mask: start.blocked,
+      });
+    } catch (e: any) {
+      // In tini the forked child reports this and exits 127/126/1; -e applies to that status too.
+      const code = e.errno === 2 ? 127 : e.errno === 13 ? 126 : 1;
+      log.fatal(`exec ${o.program[0]} failed: ${libc.strerror(e.errno ?? 0)}`);
+      finish(o.expect.has(code) ? 0 : code);
+      return;
+    }
+    log.info(`Spawned child process '${o.program[0]}' with pid '${child}'`);
+    for (const [name, signo] of pending.splice(0)) send(name, signo);
     reap();
   });
-}
-
-const STRERROR: Record<number, string> = { 2: "No such file or directory", 13: "Permission denied", 8: "Exec format error", 20: "Not a directory", 40: "Too many levels of symbolic links", 12: "Cannot allocate memory", 7: "Argument list too long", 26: "Text file busy" };
-function strerror(n: number): string {
-  return STRERROR[n] ?? `errno ${n}`;
 }
