@@ -70,7 +70,7 @@ describe("create + start", () => {
   test("after create the init process exists but the user program has not run; start runs it", async () => {
     const shared = tempDir("shared");
     const b = makeBundle((s) => {
-      s.process.args = ["sh", "-c", "echo started > /shared/started; exec sleep 300"];
+      s.process.args = ["sh", "-c", "echo started > /shared/started.tmp && mv /shared/started.tmp /shared/started; exec sleep 300"];
       withShared(shared)(s);
     });
     const id = newId();

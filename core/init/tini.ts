@@ -338,6 +338,6 @@ export function runTini(o: TiniOptions, env: string[], target: SpawnTarget = { f
     }
     log.info(`Spawned child process '${o.program[0]}' with pid '${child}'`);
     for (const [name, signo] of pending.splice(0)) send(name, signo);
-    reap();
+    // Reaping is driven by SIGCHLD (and the 1 s timer), as in tini's sigtimedwait loop.
   });
 }
