@@ -8,9 +8,9 @@ type Entry = (argv: string[]) => Promise<number> | number;
 const PERSONALITIES: Record<string, { about: string; load?: () => Promise<Entry> }> = {
   docker: { about: "Docker CLI client (Engine API over DOCKER_HOST)" },
   dockerd: { about: "Docker engine daemon (Engine API server, talks to containerd)" },
-  containerd: { about: "container supervisor (containerd gRPC API)" },
+  containerd: { about: "container supervisor (containerd gRPC API)", load: async () => (await import("./containerd")).main },
   "containerd-shim-runc-v2": { about: "per-container shim (shim v2 task API over ttrpc)" },
-  ctr: { about: "containerd client" },
+  ctr: { about: "containerd client", load: async () => (await import("./ctr")).main },
   "docker-proxy": { about: "userland port forwarder (docker's proxy flags)" },
   "docker-init": { about: "tini-compatible init for containers", load: async () => (await import("./docker-init")).main },
   runc: { about: "OCI runtime (runc command line)", load: async () => (await import("./runc")).main },

@@ -1,0 +1,46 @@
+// containerd.services.leases.v1.Leases over the metadata store.
+import { parseFilters } from "../filters";
+import { defineService, unary } from "../grpc";
+import { type Timestamp, toTimestamp } from "../types";
+import {
+  type LeaseRecord,
+  type LeaseResource,
+  type MetadataDB,
+  addLeaseResource,
+  createLease,
+  deleteLease,
+  deleteLeaseResource,
+  listLeaseResources,
+  listLeases,
+  randomLeaseID,
+} from "../../metadata";
+
+export interface Lease {
+  id: string;
+  createdAt: Timestamp | null;
+  labels: Record<string, string>;
+}
+
+const leaseToProto = (l: LeaseRecord): Lease => ({ id: l.id, createdAt: toTimestamp(l.createdAt), labels: l.labels });
+
+const resource = (r: LeaseResource | null): LeaseResource => ({ id: r?.id ?? "", type: r?.type ?? "" });
+
+export const leasesService = (db: MetadataDB) =>
+  defineService("containerd.services.leases.v1.Leases", {
+    Create: unary<{ id: string; labels: Record<string, string> }, { lease: Lease }>((req, ctx) => ({
+      lease: leaseToProto(createLease(db, ctx.namespace(), req.id || randomLeaseID(), req.labels)),
+    })),
+
+    // `sync` asks for the garbage collection to run first; there is no collector yet.
+    Delete: unary<{ id: string; sync: boolean }, object>((req, ctx) => (deleteLease(db, ctx.namespace(), req.id), {})),
+
+    List: unary<{ filters: string[] }, { leases: Lease[] }>((req, ctx) => ({
+      leases: listLeases(db, ctx.namespace(), parseFilters(req.filters, { doubled: true })).map(leaseToProto),
+    })),
+
+    AddResource: unary<{ id: string; resource: LeaseResource | null }, object>((req, ctx) => (addLeaseResource(db, ctx.namespace(), req.id, resource(req.resource)), {})),
+
+    DeleteResource: unary<{ id: string; resource: LeaseResource | null }, object>((req, ctx) => (deleteLeaseResource(db, ctx.namespace(), req.id, resource(req.resource)), {})),
+
+    ListResources: unary<{ id: string }, { resources: LeaseResource[] }>((req, ctx) => ({ resources: listLeaseResources(db, ctx.namespace(), req.id) })),
+  });

@@ -1,0 +1,145 @@
+// A containerd gRPC client for our ctr (and anything else of ours that talks to containerd, e.g.
+// dockerd): one connection to the unix socket, every call carrying the `containerd-namespace`
+// metadata. Errors come back as ErrDef with the server's message rebased as containerd's
+// errdefs.FromGRPC does ("image \"x\": not found"), so callers can test isNotFound(e).
+import * as grpc from "@grpc/grpc-js";
+import { connect as netConnect } from "node:net";
+import { Code, ErrDef } from "../containerd/errdefs";
+import { LEASE_KEY, NAMESPACE_KEY, serviceMethod } from "../containerd/grpc";
+
+export const DEFAULT_ADDRESS = "/run/containerd/containerd.sock";
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const MAX_MESSAGE = 16 << 20;
+
+export interface ClientOptions {
+  /** How long to wait for the socket to accept connections (ctr --connect-timeout; 0 = 10 s). */
+  connectTimeoutMs?: number;
+  /** Deadline of every call (ctr --timeout; 0 = none). */
+  timeoutMs?: number;
+  /** Added to every call as `containerd-lease`. */
+  lease?: string;
+}
+
+/** containerd's errdefs.FromGRPC: the class's text is re-appended to the server's message. */
+const CLASS_TEXT: Record<number, string> = {
+  [Code.INVALID_ARGUMENT]: "invalid argument",
+  [Code.ALREADY_EXISTS]: "already exists",
+  [Code.NOT_FOUND]: "not found",
+  [Code.UNAVAILABLE]: "unavailable",
+  [Code.FAILED_PRECONDITION]: "failed precondition",
+  [Code.UNIMPLEMENTED]: "not implemented",
+  [Code.CANCELLED]: "context canceled",
+  [Code.DEADLINE_EXCEEDED]: "context deadline exceeded",
+};
+
+export function fromGRPC(e: any): ErrDef {
+  if (e instanceof ErrDef) return e;
+  const code: number = typeof e?.code === "number" ? e.code : Code.UNKNOWN;
+  const desc: string = e?.details ?? e?.message ?? String(e);
+  const cls = CLASS_TEXT[code] ?? "unknown";
+  const msg = desc === cls ? "" : desc.endsWith(": " + cls) ? desc.slice(0, -(cls.length + 2)) : desc;
+  return new ErrDef(code in CLASS_TEXT ? code : Code.UNKNOWN, msg ? `${msg}: ${cls}` : cls);
+}
+
+/** "unix:///x.sock", "unix:/x.sock" or "/x.sock" -> "/x.sock". */
+export function socketPath(address: string): string {
+  return address.replace(/^unix:\/\//, "").replace(/^unix:/, "");
+}
+
+function probe(path: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = netConnect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(undefined);
+    });
+    s.once("error", (e: any) => {
+      s.destroy();
+      const why: Record<string, string> = { ENOENT: "no such file or directory", ECONNREFUSED: "connection refused", EACCES: "permission denied", ENOTSOCK: "socket operation on non-socket" };
+      resolve(`connect: ${why[e?.code] ?? e?.message ?? e}`);
+    });
+  });
+}
+
+export class Client {
+  private readonly client: grpc.Client;
+  readonly address: string;
+
+  private constructor(
+    address: string,
+    public namespace: string,
+    private readonly opts: ClientOptions,
+  ) {
+    this.address = address;
+    this.client = new grpc.Client(`unix:${socketPath(address)}`, grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": MAX_MESSAGE,
+      "grpc.max_send_message_length": MAX_MESSAGE,
+    });
+  }
+
+  /**
+   * Connect once the socket accepts connections (polling it, so a daemon that is starting is
+   * waited for), failing after the connect timeout as ctr does:
+   * `failed to dial "/x.sock": context deadline exceeded: connection error: desc = "transport: error while dialing: dial unix /x.sock: connect: no such file or directory"`.
+   */
+  static async connect(address: string, namespace: string, opts: ClientOptions = {}): Promise<Client> {
+    const path = socketPath(address);
+    const deadline = Date.now() + (opts.connectTimeoutMs || DEFAULT_CONNECT_TIMEOUT_MS);
+    for (;;) {
+      const why = await probe(path);
+      if (!why) break;
+      if (Date.now() >= deadline) {
+        throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded: connection error: desc = "transport: error while dialing: dial unix ${path}: ${why}"`);
+      }
+      await Bun.sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+    }
+    return new Client(address, namespace, opts);
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set(NAMESPACE_KEY, this.namespace);
+    if (this.opts.lease) md.set(LEASE_KEY, this.opts.lease);
+    return md;
+  }
+
+  private callOptions(): grpc.CallOptions {
+    return this.opts.timeoutMs ? { deadline: Date.now() + this.opts.timeoutMs } : {};
+  }
+
+  /** A unary call; `service` is the full proto name ("containerd.services.images.v1.Images"). */
+  call<Res = any>(service: string, method: string, req: object = {}): Promise<Res> {
+    const m = serviceMethod(service, method);
+    return new Promise<Res>((resolve, reject) => {
+      this.client.makeUnaryRequest(
+        m.path,
+        (o: object) => m.request.encode(o),
+        (b: Buffer) => m.response.decode(b),
+        req,
+        this.metadata(),
+        this.callOptions(),
+        (e, res) => (e ? reject(fromGRPC(e)) : resolve(res as Res)),
+      );
+    });
+  }
+
+  /** A server-streaming call, as an async iterable of responses. */
+  async *stream<Res = any>(service: string, method: string, req: object = {}, signal?: AbortSignal): AsyncGenerator<Res> {
+    const m = serviceMethod(service, method);
+    const call = this.client.makeServerStreamRequest(m.path, (o: object) => m.request.encode(o), (b: Buffer) => m.response.decode(b), req, this.metadata(), this.callOptions());
+    const onAbort = () => call.cancel();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      for await (const res of call) yield res as Res;
+    } catch (e) {
+      if ((e as any)?.code === Code.CANCELLED && signal?.aborted) return;
+      throw fromGRPC(e);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
