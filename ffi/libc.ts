@@ -63,6 +63,7 @@ const DEFS = {
   fchmod: { args: ["i32", "u32"], returns: "i32" },
   fchmodat: { args: ["i32", "ptr", "u32", "i32"], returns: "i32" },
   utimensat: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+  futimens: { args: ["i32", "ptr"], returns: "i32" },
   setxattr: { args: ["ptr", "ptr", "ptr", "u64", "i32"], returns: "i32" },
   lsetxattr: { args: ["ptr", "ptr", "ptr", "u64", "i32"], returns: "i32" },
   fsetxattr: { args: ["i32", "ptr", "ptr", "u64", "i32"], returns: "i32" },
@@ -459,10 +460,12 @@ export interface Timespec {
   sec: number;
   nsec: number;
 }
-/** utimensat(2); name null sets the times of dirfd itself (futimens). */
-export function utimensat(dirfd: number, name: string | Uint8Array | null, atime: Timespec, mtime: Timespec, flags = 0): void {
-  const ts = new BigInt64Array([BigInt(atime.sec), BigInt(atime.nsec), BigInt(mtime.sec), BigInt(mtime.nsec)]);
-  check(S.utimensat(dirfd, name == null ? null : cpath(name), ts, flags), "utimensat", name == null ? dirfd : shown(name));
+const timespecs = (atime: Timespec, mtime: Timespec) => new BigInt64Array([BigInt(atime.sec), BigInt(atime.nsec), BigInt(mtime.sec), BigInt(mtime.nsec)]);
+export function utimensat(dirfd: number, name: string | Uint8Array, atime: Timespec, mtime: Timespec, flags = 0): void {
+  check(S.utimensat(dirfd, cpath(name), timespecs(atime, mtime), flags), "utimensat", shown(name));
+}
+export function futimens(fd: number, atime: Timespec, mtime: Timespec): void {
+  check(S.futimens(fd, timespecs(atime, mtime)), "futimens", fd);
 }
 /** setxattr(2), following a final symlink (used on /proc/self/fd/N to reach the file behind an fd). */
 export function setxattr(path: string | Uint8Array, name: string, value: Uint8Array, flags = 0): void {
@@ -474,14 +477,14 @@ export function lsetxattr(path: string | Uint8Array, name: string, value: Uint8A
 export function fsetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
   check(S.fsetxattr(fd, cstr(name), value.byteLength ? value : null, BigInt(value.byteLength), flags), "fsetxattr", fd, name);
 }
-/** lgetxattr(2): the value, or null when the attribute is not set (ENODATA). */
+/** lgetxattr(2): the value, or null when the attribute is not set (ENODATA) or not supported there (EOPNOTSUPP). */
 export function lgetxattr(path: string | Uint8Array, name: string): Buffer | null {
   const p = cpath(path), n = cstr(name);
   for (;;) {
     const size = Number(S.lgetxattr(p, n, null, 0n));
     if (size < 0) {
       const e = errno();
-      if (e === 61) return null;
+      if (e === 61 || e === 95) return null;
       throw new SyscallError("lgetxattr", [shown(path), name], e);
     }
     const buf = Buffer.alloc(Math.max(size, 1));
