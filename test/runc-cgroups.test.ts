@@ -135,6 +135,25 @@ describe("linux.resources at create", () => {
     expect(cgRead(b, "pids", "pids.max")).toBe("7");
   });
 
+  // Our runtime's init is a multi-threaded ~40 MB Bun process until it execs the program: limits
+  // smaller than that must still let every container start.
+  test("tight limits (16 MiB of memory, 2 pids) still start the container, every time", () => {
+    for (let i = 0; i < 5; i++) {
+      const r = runShell("echo ok; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max", (s: Spec) => {
+        s.linux.resources.memory = { limit: 16 * 1024 * 1024 };
+        s.linux.resources.pids = { limit: 2 };
+      });
+      expect(r.code).toBe(0);
+      expect(r.stdout.split("\n")[0]).toBe("ok");
+    }
+    const { bundle: b } = runDetached((s: Spec) => {
+      s.linux.resources.memory = { limit: 16 * 1024 * 1024 };
+      s.linux.resources.pids = { limit: 2 };
+    });
+    expect(cgRead(b, "pids", "pids.max")).toBe("2");
+    expect(cgRead(b, "memory", "memory.limit_in_bytes")).toBe(String(16 * 1024 * 1024));
+  });
+
   test("blkio weight, where the kernel has a weight file", () => {
     const file = blkioWeightFile();
     if (!file) return; // no proportional-weight I/O scheduler here

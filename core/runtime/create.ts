@@ -82,7 +82,11 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     // making and joining the cgroup meanwhile keeps that work off the critical path.
     createCgroups(dirs);
     applyDeviceRules(dirs, spec.linux?.resources?.devices);
-    applyResources(dirs, spec.linux?.resources ?? {}, { warn: o.warn });
+    // Our init is a Bun process: it starts several threads and holds ~40 MB until it execs the
+    // program. A pids limit waits until it is ready (blocked on the fifo, it makes no more
+    // threads); a memory limit until the program has replaced it (`start` applies it).
+    const { pids, memory, ...early } = spec.linux?.resources ?? {};
+    applyResources(dirs, early, { warn: o.warn });
     await warm;
     joinCgroups(dirs, proc.pid);
     mark("cgroups");
@@ -110,9 +114,11 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     }
     ch.close();
     mark("ready");
+    if (pids) applyResources(dirs, { pids }, { warn: o.warn });
     const state: ContainerState = {
       id: o.id, pid: proc.pid, pidStart, bundle, rootfs, created: nowNano(), owner: ownerOf(sd.root),
       annotations: spec.annotations, config: spec, cgroupPaths: dirs,
+      ...(memory ? { deferred: { memory }, initStays: tini } : {}),
     };
     sd.save(state);
     if (o.pidFile) writeAtomic(resolve(o.pidFile), String(proc.pid));

@@ -1,9 +1,10 @@
 // The runc verbs on an existing container: start, kill, delete, state, list, ps.
-import { existsSync, unlinkSync } from "node:fs";
+import { existsSync, readlinkSync, unlinkSync } from "node:fs";
 import { O } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
 import type { State, Status } from "../oci/types";
 import { cgroupPids, removeCgroups, setFrozen, signalAll } from "./cgroups/manager";
+import { applyResources } from "./cgroups/resources";
 import { runHooks } from "./hooks";
 import { OCI_VERSION, StateDir, type ContainerState } from "./state";
 import { mark } from "./timings";
@@ -15,13 +16,15 @@ export function hookState(st: ContainerState, status: Status): State {
 }
 
 export async function start(sd: StateDir, id: string): Promise<void> {
-  await sd.withLock(id, () => {
+  await sd.withLock(id, async () => {
     const st = sd.load(id);
     const status = sd.status(st);
     if (status === "stopped") throw new Error("cannot start a container that has stopped");
     if (status !== "created") throw new Error(`cannot start an already ${status} container`);
+    const initExe = exeOf(st.pid);
     releaseFifo(sd, st);
     mark("started");
+    if (st.deferred) await applyDeferred(sd, st, initExe);
     try {
       runHooks(st.config, "poststart", hookState(st, "running"), st.bundle);
     } catch (e) {
@@ -30,6 +33,21 @@ export async function start(sd: StateDir, id: string): Promise<void> {
       throw e;
     }
   });
+}
+
+function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return "";
+  }
+}
+
+/** Applies the limits create held back, once the user's program has replaced our init. */
+async function applyDeferred(sd: StateDir, st: ContainerState, initExe: string): Promise<void> {
+  for (let i = 0; i < 400 && !st.initStays && exeOf(st.pid) === initExe && sd.status(st) !== "stopped"; i++) await Bun.sleep(5);
+  applyResources(st.cgroupPaths, st.deferred!);
+  sd.save({ ...st, deferred: undefined });
 }
 
 /** Opens the exec fifo for reading and takes init's byte: init then execs the user program. */

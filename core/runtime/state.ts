@@ -4,7 +4,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { flock, LOCK_EX, LOCK_UN } from "../../ffi/libc";
-import type { Spec, Status } from "../oci/types";
+import type { Resources, Spec, Status } from "../oci/types";
 import { processStartTime, processState } from "./proc";
 
 export const OCI_VERSION = "1.0.2-dev";
@@ -24,8 +24,10 @@ export interface ContainerState {
   config: Spec;
   /** Absolute cgroup directories the container was placed in (one per v1 hierarchy, or the v2 one). */
   cgroupPaths: string[];
-  /** Set by `runc run` for foreground containers, so `delete` of a paused-at-create one is clean. */
-  useSystemdCgroup?: boolean;
+  /** Limits that can only be applied once the program has replaced our init (see create). */
+  deferred?: Resources;
+  /** The init stays our process (dockerd's --init on glibc-less images): nothing to wait for. */
+  initStays?: boolean;
 }
 
 export class NotExistError extends Error {
