@@ -12,6 +12,7 @@ export type Message =
   | { type: "hooks-done" }
   | { type: "pty" }
   | { type: "ready" }
+  | { type: "go" }
   | { type: "error"; message: string };
 
 export type Bootstrap = InitBootstrap | ExecBootstrap;

@@ -60,8 +60,6 @@ export async function exec(sd: StateDir, o: ExecOptions): Promise<number> {
   mark("spawned");
   let master: number | undefined;
   try {
-    await warm;
-    joinCgroups(st.cgroupPaths, child.pid);
     const boot: ExecBootstrap = { kind: "exec", id: o.id, spec: st.config, process: proc, initPid: st.pid, terminal: !!proc.terminal, extraFds: passed.fds.length, env: passed.env, seccomp };
     ch.send({ type: "bootstrap", boot });
     for (;;) {
@@ -75,6 +73,10 @@ export async function exec(sd: StateDir, o: ExecOptions): Promise<number> {
         } else master = m.fd;
       } else if (m.msg.type === "ready") break;
     }
+    // Joined only now: the init's Bun threads all exist, and a move is not a fork for pids.max.
+    await warm;
+    joinCgroups(st.cgroupPaths, child.pid);
+    ch.send({ type: "go" });
     // The channel closes when the process execs; an error before that still arrives here.
     for (let m = ch.recv(); m; m = ch.recv()) {
       if (m.msg.type === "error") throw new Error(`unable to start container process: ${m.msg.message}`);

@@ -29,6 +29,9 @@ export async function initMain(): Promise<never> {
     mark("bootstrap");
     const plan = boot.kind === "init" ? setupContainer(boot, ch) : setupExec(boot, ch);
     ch.send({ type: "ready" });
+    // exec: the parent moves us into the container's cgroup only now, when our threads exist (a
+    // move isn't counted against pids.max), and says go.
+    if (boot.kind === "exec" && ch.recv()?.msg.type !== "go") throw new Error("runtime went away before the process could start");
     // exec's parent waits for the channel to close: it does so at execve (close-on-exec below), so
     // `runc exec -d` returns only once the program runs, and an execve failure still gets reported.
     // create's parent is gone by the time `start` lets us exec.
