@@ -2,6 +2,7 @@
 // the image's size for the default platform (the target, the one best-matching manifest of an
 // index, its config and layers) and the platforms it provides (from index entries and configs).
 import type { Descriptor, Platform } from "../containerd/types";
+import { normalizeArch } from "../image/platform";
 import type { Client } from "./client";
 
 const CONTENT = "containerd.services.content.v1.Content";
@@ -47,40 +48,10 @@ async function children(client: Client, d: OCIDescriptor): Promise<OCIDescriptor
   return [];
 }
 
-/** platforms.Normalize: lower-case os, architecture aliases, arm variants. */
+/** platforms.Normalize (shared with the image code), keeping an empty os as "unknown" for ctr. */
 export function normalizePlatform(p: { os?: string; architecture?: string; variant?: string }): Platform {
-  let arch = (p.architecture ?? "").toLowerCase();
-  let variant = p.variant ?? "";
-  switch (arch) {
-    case "i386":
-      arch = "386";
-      variant = "";
-      break;
-    case "x86_64":
-    case "x86-64":
-    case "amd64":
-      arch = "amd64";
-      if (variant === "v1") variant = "";
-      break;
-    case "aarch64":
-    case "arm64":
-      arch = "arm64";
-      if (variant === "8" || variant === "v8") variant = "";
-      break;
-    case "armhf":
-      arch = "arm";
-      variant = "v7";
-      break;
-    case "armel":
-      arch = "arm";
-      variant = "v6";
-      break;
-    case "arm":
-      if (variant === "") variant = "v7";
-      else if (/^[5-8]$/.test(variant)) variant = "v" + variant;
-      break;
-  }
-  return { os: (p.os ?? "").toLowerCase(), architecture: arch, variant };
+  const [architecture, variant] = normalizeArch(p.architecture ?? "", p.variant ?? "");
+  return { os: (p.os ?? "").toLowerCase(), architecture, variant };
 }
 
 export function formatPlatform(p: Platform): string {
