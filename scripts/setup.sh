@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 # containerd and docker.io: the real containerd/ctr/shim and dockerd/docker the peer tests drive our
 # runc with (test/peer-*.test.ts).
-for pkg in busybox-static runc crun tini containerd docker.io docker-registry zstd; do
+for pkg in busybox-static runc crun tini containerd docker.io docker-registry zstd skopeo; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
