@@ -11,6 +11,12 @@ import { introspectionService, serverUUID } from "./services/introspection";
 import { leasesService } from "./services/leases";
 import { namespacesService } from "./services/namespaces";
 import { versionService } from "./services/version";
+import { contentService } from "./services/content";
+import { diffService } from "./services/diff";
+import { snapshotsService } from "./services/snapshots";
+import { ContentStore } from "../content/store";
+import { openSnapshotter, type Snapshotter } from "../snapshots";
+import { SkipPlugin } from "./plugin";
 
 /** Every containerd gRPC service; those no plugin serves are stubbed. */
 export const CONTAINERD_SERVICES = [
@@ -50,6 +56,55 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
         ic.onStop(() => ex.close());
         return ex;
       },
+    },
+    {
+      type: PluginType.Content,
+      id: "content",
+      init: (ic) => {
+        ic.exports.root = ic.root;
+        return new ContentStore(ic.root);
+      },
+    },
+    ...(["overlayfs", "native"] as const).map(
+      (name): PluginRegistration => ({
+        type: PluginType.Snapshot,
+        id: name,
+        init: async (ic) => {
+          ic.exports.root = ic.root;
+          let sn: Snapshotter;
+          try {
+            sn = await openSnapshotter(name, ic.config.root);
+          } catch (e) {
+            throw new SkipPlugin(`${name} snapshotter: ${(e as Error).message}`);
+          }
+          ic.onClose(() => sn.close());
+          return sn;
+        },
+      }),
+    ),
+    {
+      type: PluginType.Differ,
+      id: "walking",
+      requires: [PluginType.Content, PluginType.Metadata],
+      init: () => ({}),
+    },
+    {
+      type: PluginType.GRPC,
+      id: "content",
+      requires: [PluginType.Content, PluginType.Metadata],
+      init: (ic): GrpcPlugin => ({ services: [contentService(ic.get(PluginType.Content), ic.get(PluginType.Metadata))] }),
+    },
+    {
+      type: PluginType.GRPC,
+      id: "snapshots",
+      requires: [PluginType.Snapshot, PluginType.Metadata],
+      init: (ic): GrpcPlugin => ({ services: [snapshotsService(ic.getAll<Snapshotter>(PluginType.Snapshot), ic.get(PluginType.Metadata))] }),
+    },
+    {
+      type: PluginType.GRPC,
+      id: "diff",
+      requires: [PluginType.Differ, PluginType.Content, PluginType.Metadata],
+      init: (ic): GrpcPlugin => ({ services: [diffService(ic.get(PluginType.Content), ic.get(PluginType.Metadata))] }),
     },
     {
       type: PluginType.GRPC,

@@ -1,0 +1,154 @@
+// containerd.services.snapshots.v1.Snapshots: containerd's metadata snapshotter. Each namespace's
+// keys live in the metadata DB (core/metadata/snapshots.ts) and map to backing keys of the real
+// snapshotter ("<namespace>/<n>/<key>", unique across namespaces), so namespaces never see each
+// other's snapshots. Requests pick the snapshotter by name ("" = overlayfs).
+import { randomBytes } from "node:crypto";
+import type { Snapshotter } from "../../snapshots";
+import { Code, invalidArgument, notFound, status } from "../errdefs";
+import { parseFilters } from "../filters";
+import { defineService, serverStream, unary } from "../grpc";
+import { type FieldMask, type Mount, type Timestamp, toTimestamp } from "../types";
+import {
+  type MetadataDB,
+  type SnapshotRecord,
+  addToRequestLease,
+  commitSnapshot,
+  createSnapshot,
+  findSnapshot,
+  listSnapshots,
+  removeSnapshot,
+  updateSnapshotLabels,
+} from "../../metadata";
+
+export const DEFAULT_SNAPSHOTTER = "overlayfs";
+
+interface Info {
+  name: string;
+  parent: string;
+  kind: string;
+  createdAt: Timestamp;
+  updatedAt: Timestamp;
+  labels: Record<string, string>;
+}
+
+const KINDS = { active: "ACTIVE", view: "VIEW", committed: "COMMITTED" } as const;
+
+const infoToProto = (s: SnapshotRecord): Info => ({
+  name: s.key,
+  parent: s.parent,
+  kind: KINDS[s.kind],
+  createdAt: toTimestamp(s.createdAt),
+  updatedAt: toTimestamp(s.updatedAt),
+  labels: s.labels,
+});
+
+const mountsToProto = (ms: { type: string; source: string; options: string[] }[]): Mount[] => ms.map((m) => ({ type: m.type, source: m.source, target: "", options: m.options }));
+
+const backingKey = (ns: string, key: string) => `${ns}/${Date.now().toString(36)}${randomBytes(3).toString("hex")}/${key}`;
+
+export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: MetadataDB) => {
+  const pick = (name: string): [string, Snapshotter] => {
+    const n = name || DEFAULT_SNAPSHOTTER;
+    const sn = snapshotters.get(n);
+    if (!sn) throw invalidArgument(`snapshotter not loaded: ${n}`);
+    return [n, sn];
+  };
+  const get = (ns: string, sn: string, key: string): SnapshotRecord => {
+    const s = findSnapshot(db, ns, sn, key);
+    if (!s) throw notFound(`snapshot ${key} does not exist`);
+    return s;
+  };
+  const create = async (kind: "active" | "view", req: { snapshotter: string; key: string; parent: string; labels: Record<string, string> }, ns: string, lease: string | undefined) => {
+    const [name, sn] = pick(req.snapshotter);
+    if (!req.key) throw invalidArgument("key must not be empty");
+    if (findSnapshot(db, ns, name, req.key)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.key)}: already exists`);
+    let parentBacking = "";
+    if (req.parent) {
+      const p = findSnapshot(db, ns, name, req.parent);
+      if (!p) throw notFound(`parent snapshot ${req.parent} does not exist`);
+      if (p.kind !== "committed") throw invalidArgument(`parent ${JSON.stringify(req.parent)} is not committed snapshot`);
+      parentBacking = p.backingKey;
+    }
+    const bk = backingKey(ns, req.key);
+    const mounts = kind === "active" ? await sn.prepare(bk, parentBacking, req.labels) : await sn.view(bk, parentBacking, req.labels);
+    try {
+      db.write(() => {
+        createSnapshot(db, ns, { snapshotter: name, key: req.key, backingKey: bk, parent: req.parent, kind, labels: req.labels });
+        addToRequestLease(db, ns, lease, { type: `snapshots/${name}`, id: req.key });
+      });
+    } catch (e) {
+      await sn.remove(bk).catch(() => {});
+      throw e;
+    }
+    return { mounts: mountsToProto(mounts) };
+  };
+
+  return defineService("containerd.services.snapshots.v1.Snapshots", {
+    Prepare: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>((req, ctx) => create("active", req, ctx.namespace(), ctx.lease())),
+
+    View: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>((req, ctx) => create("view", req, ctx.namespace(), ctx.lease())),
+
+    Mounts: unary<{ snapshotter: string; key: string }, { mounts: Mount[] }>(async (req, ctx) => {
+      const [name, sn] = pick(req.snapshotter);
+      const s = get(ctx.namespace(), name, req.key);
+      return { mounts: mountsToProto(await sn.mounts(s.backingKey)) };
+    }),
+
+    Commit: unary<{ snapshotter: string; name: string; key: string; labels: Record<string, string> }, object>(async (req, ctx) => {
+      const ns = ctx.namespace();
+      const [name, sn] = pick(req.snapshotter);
+      const s = get(ns, name, req.key);
+      if (s.kind !== "active") throw status(Code.FAILED_PRECONDITION, `snapshot ${req.key} is not active: failed precondition`);
+      if (findSnapshot(db, ns, name, req.name)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.name)}: already exists`);
+      const bk = backingKey(ns, req.name);
+      const labels = req.labels && Object.keys(req.labels).length ? req.labels : s.labels;
+      await sn.commit(bk, s.backingKey, labels);
+      db.write(() => {
+        commitSnapshot(db, ns, name, req.key, req.name, { backingKey: bk, labels });
+        addToRequestLease(db, ns, ctx.lease(), { type: `snapshots/${name}`, id: req.name });
+      });
+      return {};
+    }),
+
+    Remove: unary<{ snapshotter: string; key: string }, object>(async (req, ctx) => {
+      const ns = ctx.namespace();
+      const [name, sn] = pick(req.snapshotter);
+      get(ns, name, req.key);
+      const rec = removeSnapshot(db, ns, name, req.key);
+      await sn.remove(rec.backingKey).catch((e) => ctx.log.warn("remove backing snapshot", { key: rec.backingKey, error: String(e) }));
+      return {};
+    }),
+
+    Stat: unary<{ snapshotter: string; key: string }, { info: Info }>((req, ctx) => {
+      const [name] = pick(req.snapshotter);
+      return { info: infoToProto(get(ctx.namespace(), name, req.key)) };
+    }),
+
+    Update: unary<{ snapshotter: string; info: Info | null; updateMask: FieldMask | null }, { info: Info }>((req, ctx) => {
+      const [name] = pick(req.snapshotter);
+      if (!req.info?.name) throw invalidArgument("name required");
+      const ns = ctx.namespace();
+      get(ns, name, req.info.name);
+      return { info: infoToProto(updateSnapshotLabels(db, ns, name, req.info.name, req.info.labels ?? {}, req.updateMask?.paths ?? [])) };
+    }),
+
+    List: serverStream<{ snapshotter: string; filters: string[] }, { info: Info[] }>(async (req, ctx, send) => {
+      const [name] = pick(req.snapshotter);
+      const all = listSnapshots(db, ctx.namespace(), name, parseFilters(req.filters));
+      for (let i = 0; i < all.length; i += 100) await send({ info: all.slice(i, i + 100).map(infoToProto) });
+    }),
+
+    Usage: unary<{ snapshotter: string; key: string }, { size: string; inodes: string }>(async (req, ctx) => {
+      const [name, sn] = pick(req.snapshotter);
+      const s = get(ctx.namespace(), name, req.key);
+      const u = await sn.usage(s.backingKey);
+      return { size: String(u.size), inodes: String(u.inodes) };
+    }),
+
+    Cleanup: unary<{ snapshotter: string }, object>(async (req) => {
+      const [, sn] = pick(req.snapshotter);
+      await sn.cleanup();
+      return {};
+    }),
+  });
+};
