@@ -11,7 +11,7 @@ const PERSONALITIES: Record<string, { about: string; load?: () => Promise<Entry>
   containerd: { about: "container supervisor (containerd gRPC API)", load: async () => (await import("./containerd")).main },
   "containerd-shim-runc-v2": { about: "per-container shim (shim v2 task API over ttrpc)" },
   ctr: { about: "containerd client", load: async () => (await import("./ctr")).main },
-  "docker-proxy": { about: "userland port forwarder (docker's proxy flags)" },
+  "docker-proxy": { about: "userland port forwarder (docker's proxy flags)", load: async () => (await import("./docker-proxy")).main },
   "docker-init": { about: "tini-compatible init for containers", load: async () => (await import("./docker-init")).main },
   runc: { about: "OCI runtime (runc command line)", load: async () => (await import("./runc")).main },
 };
