@@ -17,6 +17,17 @@ import { snapshotsService } from "./services/snapshots";
 import { ContentStore } from "../content/store";
 import { openSnapshotter, type Snapshotter } from "../snapshots";
 import { SkipPlugin } from "./plugin";
+import { GarbageCollector } from "./gc";
+import { GCScheduler, schedulerConfig } from "./gc-scheduler";
+
+/** The GC scheduler when its plugin loaded (it may be disabled). */
+const gcOf = (ic: { get<T>(type: string, id?: string): T }): GCScheduler | undefined => {
+  try {
+    return ic.get<GCScheduler>(PluginType.GC, "scheduler");
+  } catch {
+    return undefined;
+  }
+};
 
 /** Every containerd gRPC service; those no plugin serves are stubbed. */
 export const CONTAINERD_SERVICES = [
@@ -89,6 +100,19 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
       init: () => ({}),
     },
     {
+      // containerd's garbage collection (gc.ts) and its scheduler (gc-scheduler.ts).
+      type: PluginType.GC,
+      id: "scheduler",
+      requires: [PluginType.Metadata, PluginType.Content, PluginType.Snapshot],
+      init: (ic) => {
+        const gc = new GarbageCollector(ic.get(PluginType.Metadata), ic.get(PluginType.Content), ic.getAll<Snapshotter>(PluginType.Snapshot), ic.log);
+        const s = new GCScheduler(gc, schedulerConfig(ic.pluginConfig));
+        s.start();
+        ic.onStop(() => s.stop());
+        return s;
+      },
+    },
+    {
       type: PluginType.GRPC,
       id: "content",
       requires: [PluginType.Content, PluginType.Metadata],
@@ -126,13 +150,13 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
       type: PluginType.GRPC,
       id: "images",
       requires: [PluginType.Metadata, PluginType.Event],
-      init: (ic): GrpcPlugin => ({ services: [imagesService(ic.get(PluginType.Metadata), ic.get(PluginType.Event))] }),
+      init: (ic): GrpcPlugin => ({ services: [imagesService(ic.get(PluginType.Metadata), ic.get(PluginType.Event), gcOf(ic))] }),
     },
     {
       type: PluginType.GRPC,
       id: "leases",
       requires: [PluginType.Metadata],
-      init: (ic): GrpcPlugin => ({ services: [leasesService(ic.get(PluginType.Metadata))] }),
+      init: (ic): GrpcPlugin => ({ services: [leasesService(ic.get(PluginType.Metadata), gcOf(ic))] }),
     },
     {
       type: PluginType.GRPC,

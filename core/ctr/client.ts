@@ -68,7 +68,7 @@ export class Client {
   private constructor(
     address: string,
     public namespace: string,
-    private readonly opts: ClientOptions,
+    private opts: ClientOptions,
   ) {
     this.address = address;
     this.client = new grpc.Client(`unix:${socketPath(address)}`, grpc.credentials.createInsecure(), {
@@ -137,6 +137,46 @@ export class Client {
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Set (or clear) the `containerd-lease` sent with every later call. */
+  setLease(id: string | undefined): void {
+    this.opts.lease = id;
+  }
+
+  /**
+   * A bidirectional-streaming call driven in lockstep: each request is sent and its one response
+   * awaited (the content service's Write answers every message).
+   */
+  duplex<Req extends object = any, Res = any>(service: string, method: string): { send(req: Req): Promise<Res>; close(): void } {
+    const m = serviceMethod(service, method);
+    const call = this.client.makeBidiStreamRequest(m.path, (o: object) => m.request.encode(o), (b: Buffer) => m.response.decode(b), this.metadata(), this.callOptions());
+    const waiting: { resolve(r: Res): void; reject(e: unknown): void }[] = [];
+    let failure: unknown;
+    let closed = false;
+    call.on("data", (r: Res) => waiting.shift()?.resolve(r));
+    call.on("error", (e: unknown) => {
+      failure = fromGRPC(e);
+      for (const w of waiting.splice(0)) w.reject(failure);
+    });
+    call.on("end", () => {
+      failure ??= new ErrDef(Code.UNKNOWN, "stream ended");
+      for (const w of waiting.splice(0)) w.reject(failure);
+    });
+    return {
+      send: (req: Req) =>
+        new Promise<Res>((resolve, reject) => {
+          if (failure) return reject(failure);
+          waiting.push({ resolve, reject });
+          call.write(req);
+        }),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        call.end();
+        call.cancel();
+      },
+    };
   }
 
   close(): void {

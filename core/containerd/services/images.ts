@@ -4,6 +4,7 @@ import { Code, status } from "../errdefs";
 import { parseFilters } from "../filters";
 import { defineService, unary } from "../grpc";
 import { type Descriptor, type FieldMask, type Timestamp, toTimestamp } from "../types";
+import type { GCScheduler } from "../gc-scheduler";
 import { type ImageRecord, type MetadataDB, createImage, deleteImage, getImage, listImages, updateImage } from "../../metadata";
 
 export interface Image {
@@ -33,7 +34,7 @@ export function imageFromProto(i: Image): Pick<ImageRecord, "name" | "labels" | 
   };
 }
 
-export const imagesService = (db: MetadataDB, events: Exchange) =>
+export const imagesService = (db: MetadataDB, events: Exchange, gc?: GCScheduler) =>
   defineService("containerd.services.images.v1.Images", {
     Get: unary<{ name: string }, { image: Image }>((req, ctx) => ({ image: imageToProto(getImage(db, ctx.namespace(), req.name)) })),
 
@@ -56,11 +57,13 @@ export const imagesService = (db: MetadataDB, events: Exchange) =>
       return { image: updated };
     }),
 
-    // `sync` asks for the garbage collection to run before returning; there is no collector yet,
-    // so the content stays until one exists.
-    Delete: unary<{ name: string; sync: boolean }, object>((req, ctx) => {
+    // `sync` runs the garbage collection (core/containerd/gc.ts) before returning; otherwise the
+    // scheduler collects soon after.
+    Delete: unary<{ name: string; sync: boolean }, object>(async (req, ctx) => {
       deleteImage(db, ctx.namespace(), req.name);
       publishFor(events, ctx, "/images/delete", "containerd.services.images.v1.ImageDelete", { name: req.name });
+      if (req.sync && gc) await gc.scheduleAndWait();
+      else gc?.deleted();
       return {};
     }),
   });

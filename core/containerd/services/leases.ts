@@ -1,5 +1,6 @@
 // containerd.services.leases.v1.Leases over the metadata store.
 import { parseFilters } from "../filters";
+import type { GCScheduler } from "../gc-scheduler";
 import { defineService, unary } from "../grpc";
 import { type Timestamp, toTimestamp } from "../types";
 import {
@@ -25,14 +26,19 @@ const leaseToProto = (l: LeaseRecord): Lease => ({ id: l.id, createdAt: toTimest
 
 const resource = (r: LeaseResource | null): LeaseResource => ({ id: r?.id ?? "", type: r?.type ?? "" });
 
-export const leasesService = (db: MetadataDB) =>
+export const leasesService = (db: MetadataDB, gc?: GCScheduler) =>
   defineService("containerd.services.leases.v1.Leases", {
     Create: unary<{ id: string; labels: Record<string, string> }, { lease: Lease }>((req, ctx) => ({
       lease: leaseToProto(createLease(db, ctx.namespace(), req.id || randomLeaseID(), req.labels)),
     })),
 
-    // `sync` asks for the garbage collection to run first; there is no collector yet.
-    Delete: unary<{ id: string; sync: boolean }, object>((req, ctx) => (deleteLease(db, ctx.namespace(), req.id), {})),
+    // `sync` runs the garbage collection (core/containerd/gc.ts) before returning.
+    Delete: unary<{ id: string; sync: boolean }, object>(async (req, ctx) => {
+      deleteLease(db, ctx.namespace(), req.id);
+      if (req.sync && gc) await gc.scheduleAndWait();
+      else gc?.deleted();
+      return {};
+    }),
 
     List: unary<{ filters: string[] }, { leases: Lease[] }>((req, ctx) => ({
       leases: listLeases(db, ctx.namespace(), parseFilters(req.filters, { doubled: true })).map(leaseToProto),

@@ -1,0 +1,155 @@
+// The "io.containerd.gc.v1 scheduler" plugin, a simple version of containerd 1.6's
+// gc/scheduler: collections run
+//   - once at startup (after startup_delay), removing every orphan a crash left on disk
+//     (anything unrecorded older than the daemon);
+//   - after deletions: once deletion_threshold deletions were seen (0: any deletion), after
+//     schedule_delay; after mutation_threshold mutations;
+//   - when the earliest lease expiry (containerd.io/gc.expire) passes;
+//   - on demand (ScheduleAndWait: images/leases Delete with sync).
+// pause_threshold bounds the share of time spent collecting: the next scheduled (not on-demand)
+// collection waits at least duration / pause_threshold after the previous one.
+import { type CollectOptions, GarbageCollector, type GCStats } from "./gc";
+import { compareTime, now } from "./types";
+import { expiredLeases } from "../metadata";
+
+/** How often the scheduler looks for leases that expired since the last collection. */
+export const EXPIRY_POLL_MS = 2_000;
+
+export interface SchedulerConfig {
+  pauseThreshold: number;
+  deletionThreshold: number;
+  mutationThreshold: number;
+  scheduleDelayMs: number;
+  startupDelayMs: number;
+}
+
+/** containerd 1.6's defaults. */
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { pauseThreshold: 0.02, deletionThreshold: 0, mutationThreshold: 100, scheduleDelayMs: 0, startupDelayMs: 100 };
+
+/** "100ms", "1s", "1m30s", "0" or a number of nanoseconds (TOML duration strings, Go style). */
+export function parseDurationMs(v: unknown, dflt: number): number {
+  if (typeof v === "number") return v / 1e6;
+  if (typeof v !== "string" || !v.trim()) return dflt;
+  const s = v.trim();
+  if (s === "0") return 0;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let rest = s;
+  const re = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/;
+  while (rest) {
+    const m = re.exec(rest);
+    if (!m) return dflt;
+    total += Number(m[1]) * unit[m[2]!]!;
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
+
+export function schedulerConfig(pc: Record<string, unknown>): SchedulerConfig {
+  const num = (k: string, d: number) => (typeof pc[k] === "number" ? (pc[k] as number) : typeof pc[k] === "string" && pc[k] !== "" && !isNaN(Number(pc[k])) ? Number(pc[k]) : d);
+  const D = DEFAULT_SCHEDULER_CONFIG;
+  return {
+    pauseThreshold: num("pause_threshold", D.pauseThreshold),
+    deletionThreshold: num("deletion_threshold", D.deletionThreshold),
+    mutationThreshold: num("mutation_threshold", D.mutationThreshold),
+    scheduleDelayMs: parseDurationMs(pc["schedule_delay"], D.scheduleDelayMs),
+    startupDelayMs: parseDurationMs(pc["startup_delay"], D.startupDelayMs),
+  };
+}
+
+export class GCScheduler {
+  private deletions = 0;
+  private mutations = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Infinity;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastEnd = 0;
+  private readonly created = Date.now();
+  private lastDuration = 0;
+  private stopped = false;
+  /** Stats of the last collection (tests, debugging). */
+  last?: GCStats;
+
+  constructor(
+    readonly gc: GarbageCollector,
+    readonly cfg: SchedulerConfig = DEFAULT_SCHEDULER_CONFIG,
+  ) {}
+
+  private poll: ReturnType<typeof setInterval> | undefined;
+
+  start(): void {
+    // Everything on disk older than this daemon and not recorded is a crash's orphan.
+    this.schedule(this.cfg.startupDelayMs, { orphanBefore: this.created });
+    // Leases created with an expiry since the last collection: a cheap look every few seconds.
+    this.poll = setInterval(() => {
+      try {
+        if (expiredLeases(this.gc.db).length) this.schedule(0);
+      } catch {}
+    }, EXPIRY_POLL_MS);
+    (this.poll as { unref?: () => void }).unref?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.poll) clearInterval(this.poll);
+    if (this.timer) clearTimeout(this.timer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.timer = this.expiryTimer = undefined;
+  }
+
+  /** Something was deleted (an image, a lease, content, a snapshot). */
+  deleted(): void {
+    this.deletions++;
+    if (this.cfg.deletionThreshold <= 0 || this.deletions >= this.cfg.deletionThreshold) this.schedule(this.cfg.scheduleDelayMs);
+  }
+
+  /** Something was written. */
+  mutated(): void {
+    this.mutations++;
+    if (this.cfg.mutationThreshold > 0 && this.mutations >= this.cfg.mutationThreshold) this.schedule(this.cfg.scheduleDelayMs);
+  }
+
+  /** Collect now and wait for it (Delete with sync). */
+  async scheduleAndWait(): Promise<GCStats> {
+    return this.runNow({});
+  }
+
+  private schedule(delayMs: number, opts: CollectOptions = {}): void {
+    if (this.stopped) return;
+    // pause_threshold: don't spend more than that share of the time collecting.
+    const minGap = this.cfg.pauseThreshold > 0 ? this.lastDuration / this.cfg.pauseThreshold : 0;
+    const at = Math.max(Date.now() + delayMs, this.lastEnd + Math.min(minGap, 5_000));
+    if (this.timer && at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.runNow(opts).catch(() => {});
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private async runNow(opts: CollectOptions): Promise<GCStats> {
+    this.deletions = 0;
+    this.mutations = 0;
+    const st = await this.gc.collect(opts);
+    this.last = st;
+    this.lastEnd = Date.now();
+    this.lastDuration = st.durationMs;
+    this.scheduleExpiry(st);
+    return st;
+  }
+
+  private scheduleExpiry(st: GCStats): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (this.stopped || !st.nextExpiry) return;
+    const t = now();
+    const ms = compareTime(st.nextExpiry, t) <= 0 ? 0 : (st.nextExpiry.seconds - t.seconds) * 1000 + (st.nextExpiry.nanos - t.nanos) / 1e6;
+    // setTimeout caps at ~24.8 days; re-check then.
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.schedule(0);
+    }, Math.min(Math.max(0, ms) + 10, 2 ** 31 - 1));
+  }
+}
