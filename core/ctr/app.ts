@@ -129,7 +129,7 @@ USAGE:
 
 COMMANDS:
 ${commandsBlock(c.subcommands ?? [])}
-${optionsBlock([{ name: "help", aliases: ["h"], type: "bool", help: "show help" }])}`);
+${optionsBlock([...(c.flags ?? []), { name: "help", aliases: ["h"], type: "bool", help: "show help" }])}`);
   return tw.flush();
 }
 
@@ -186,7 +186,23 @@ export async function runApp(argv: string[], commands: Command[]): Promise<numbe
     err(`No help topic for '${name}'\n`);
     return 3;
   }
+  // Flags of a command group (ctr snapshots --snapshotter x ls), before its subcommand.
+  const groupFlags: FlagValues = {};
   while (cmd.subcommands) {
+    if (cmd.flags?.length) {
+      try {
+        const g = parseFlags(rest, [...cmd.flags, { name: "help", aliases: ["h"], type: "bool" }]);
+        if (g.flags.help) return out(groupHelp(path, cmd)), 0;
+        delete g.flags.help;
+        Object.assign(groupFlags, withEnv(g.flags, rest.slice(0, rest.length - g.args.length), cmd.flags));
+        rest = g.args;
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        out(`Incorrect Usage: ${usageMessage(e)}\n\n${groupHelp(path, cmd)}`);
+        err(`ctr: ${usageMessage(e)}\n`);
+        return 1;
+      }
+    }
     const [sub, ...more] = rest;
     if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help" || sub === "h") {
       if ((sub === "help" || sub === "h") && more.length) {
@@ -218,7 +234,7 @@ export async function runApp(argv: string[], commands: Command[]): Promise<numbe
     return 1;
   }
   if (parsed.flags.help) return out(leafHelp(path, cmd)), 0;
-  const ctx = new Ctx(parsed.args, parsed.flags, global);
+  const ctx = new Ctx(parsed.args, { ...groupFlags, ...parsed.flags }, global);
   try {
     const code = await cmd.action?.(ctx);
     return typeof code === "number" ? code : 0;

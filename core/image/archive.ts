@@ -31,7 +31,7 @@ import {
   type ImageManifest,
 } from "./manifest";
 import { hostPlatform, normalizePlatform, platformMatcher, type Platform, type PlatformMatcher } from "./platform";
-import { normalizeReference, parseDigest } from "./reference";
+import { familiarString, normalizeReference, parseDigest } from "./reference";
 import { encodeHeader, END_OF_ARCHIVE, paddingFor, TarReader } from "./tar";
 
 // ---------------------------------------------------------------------------------------------
@@ -595,6 +595,16 @@ export interface ExportOptions {
   platform?: string | Platform | PlatformMatcher;
   /** OCI format only: keep whole indexes with every platform (all blobs must be in the source). */
   allPlatforms?: boolean;
+  /**
+   * OCI format only: also write a Docker-compatible manifest.json (one entry per platform
+   * manifest, RepoTags in familiar form), as `ctr images export` does unless --skip-manifest-json.
+   */
+  dockerManifest?: boolean;
+  /**
+   * OCI format only: containerd's exporter layout, byte for byte what `ctr images export` writes:
+   * entries sorted by name, blobs and oci-layout read-only (0444), index.json without mediaType.
+   */
+  ctrLayout?: boolean;
   tmpDir?: string;
 }
 
@@ -610,9 +620,21 @@ export async function exportArchive(images: ArchiveImage[], source: BlobSource, 
     }
   };
   const written = new Set<string>();
+  // ctrLayout: entries are collected and written sorted by name at the end (streams stay unread
+  // until then).
+  const deferred = opts.ctrLayout && opts.format === "oci" ? new Map<string, () => Promise<void>>() : undefined;
+  const fileMode = (name: string) => (opts.ctrLayout && (name.startsWith("blobs/") || name === "oci-layout") ? 0o444 : 0o644);
   const putFile = async (name: string, data: Uint8Array) => {
     if (written.has(name)) return;
     written.add(name);
+    if (deferred) {
+      deferred.set(name, async () => {
+        await emit(encodeHeader({ name, type: "file", mode: fileMode(name), size: data.byteLength }));
+        await emit(data);
+        await emit(paddingFor(data.byteLength));
+      });
+      return;
+    }
     await emit(encodeHeader({ name, type: "file", mode: 0o644, size: data.byteLength }));
     await emit(data);
     await emit(paddingFor(data.byteLength));
@@ -620,12 +642,17 @@ export async function exportArchive(images: ArchiveImage[], source: BlobSource, 
   const putDir = async (name: string) => {
     if (written.has(name)) return;
     written.add(name);
+    if (deferred) return void deferred.set(name, () => emit(encodeHeader({ name, type: "dir", mode: 0o755 })));
     await emit(encodeHeader({ name, type: "dir", mode: 0o755 }));
   };
   const putStream = async (name: string, size: number, src: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, digest?: string) => {
     if (written.has(name)) return;
     written.add(name);
-    await emit(encodeHeader({ name, type: "file", mode: 0o644, size }));
+    if (deferred) return void deferred.set(name, () => putStreamNow(name, size, src, digest));
+    await putStreamNow(name, size, src, digest);
+  };
+  const putStreamNow = async (name: string, size: number, src: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, digest?: string) => {
+    await emit(encodeHeader({ name, type: "file", mode: fileMode(name), size }));
     let n = 0;
     const h = digest ? newHasher(parseDigest(digest).algorithm) : undefined;
     for await (const c of chunksOf(src)) {
@@ -712,7 +739,40 @@ export async function exportArchive(images: ArchiveImage[], source: BlobSource, 
         entries.push(entry);
       }
       const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OCIIndex, manifests: entries };
+      if (opts.ctrLayout) delete (index as { mediaType?: string }).mediaType;
       await putFile("index.json", encodeJSON(index));
+      if (opts.dockerManifest) {
+        const docker: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+        const byManifest = new Map<string, (typeof docker)[number]>();
+        const blobPath = (dg: string) => `blobs/${dg.replace(":", "/")}`;
+        for (const img of images) {
+          let r: Awaited<ReturnType<typeof resolve>>;
+          try {
+            r = await resolve(img.target);
+          } catch {
+            continue; // no manifest for the platform: left out of manifest.json
+          }
+          let e = byManifest.get(r.desc.digest);
+          if (!e) {
+            e = { Config: blobPath(r.manifest.config.digest), RepoTags: [], Layers: r.manifest.layers.map((l) => blobPath(l.digest)) };
+            byManifest.set(r.desc.digest, e);
+            docker.push(e);
+          }
+          if (img.name) {
+            let tag = img.name;
+            try {
+              tag = familiarString(img.name);
+            } catch {
+              // not a docker reference: kept as it is
+            }
+            if (!e.RepoTags.includes(tag)) e.RepoTags.push(tag);
+          }
+        }
+        await putFile("manifest.json", encodeJSON(docker));
+      }
+      if (deferred) {
+        for (const name of [...deferred.keys()].sort()) await deferred.get(name)!();
+      }
     } else {
       const manifestJson: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
       const repositories: Record<string, Record<string, string>> = {};

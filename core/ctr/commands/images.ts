@@ -5,6 +5,8 @@ import type { Descriptor } from "../../containerd/types";
 import { type Command, joinLabels, labelArgs } from "../app";
 import { formatPlatform, imagePlatforms, imageSize, targetOf } from "../imageinfo";
 import { withLease } from "./leases";
+import { imageArchiveCommands } from "./images-archive";
+import { pullCommand, pushCommand } from "./pull";
 import { GoTabWriter } from "../tabwriter";
 import { progressBytes } from "../units";
 
@@ -21,6 +23,9 @@ export const imagesCommand: Command = {
   aliases: ["image", "i"],
   usage: "manage images",
   subcommands: [
+    ...imageArchiveCommands,
+    pullCommand,
+    pushCommand,
     {
       name: "list",
       aliases: ["ls"],
@@ -126,3 +131,8 @@ export const imagesCommand: Command = {
     },
   ],
 };
+
+// ctr 1.6's order of the images subcommands (as its help lists them).
+const IMAGES_ORDER = ["check", "export", "import", "list", "mount", "unmount", "pull", "push", "delete", "tag", "label", "convert"];
+const imagesRank = (c: Command) => (IMAGES_ORDER.indexOf(c.name) + 1 || 99);
+imagesCommand.subcommands!.sort((a, b) => imagesRank(a) - imagesRank(b));

@@ -1,0 +1,400 @@
+// ctr images import|export|check|mount|unmount, done on the client as the real ctr does: the
+// archive is read/written here and moved through the content service, images are created in the
+// images service, and unpacking drives the snapshots and diff services (core/ctr/remote.ts).
+import { closeSync, createReadStream, createWriteStream, openSync } from "node:fs";
+import { Readable } from "node:stream";
+import { out } from "../../cli/io";
+import { isAlreadyExists, isNotFound, messageOf } from "../../containerd/errdefs";
+import { exportArchive, importArchive, type ArchiveImage } from "../../image/archive";
+import { encodeJSON, MediaType, type Descriptor, type ImageIndex } from "../../image/manifest";
+import { allPlatforms, anyMatcher, defaultMatcher, hostPlatformString, onlyMatcher, parsePlatform, type PlatformMatcher } from "../../image/platform";
+import { mountAll, unmountAll } from "../../snapshots/mount";
+import type { Command, CtrFlag } from "../app";
+import type { Client } from "../client";
+import { imageSize, targetOf } from "../imageinfo";
+import { ContentSink, ContentSource, contentInfo, imageLayers, IMAGES, isUnpacked, labelTree, SNAPSHOTS, unpackImage, writeBlob, chainIDs } from "../remote";
+import { GoTabWriter } from "../tabwriter";
+import { progressBytes } from "../units";
+import { EXPIRE_LABEL, expiryLabel, withLease } from "./leases";
+import type { Image } from "./images";
+
+const LEASES = "containerd.services.leases.v1.Leases";
+
+export const SNAPSHOTTER_FLAG: CtrFlag = { name: "snapshotter", type: "string", default: "overlayfs", env: "CONTAINERD_SNAPSHOTTER", help: "snapshotter name. Empty value stands for the default value." };
+
+/** commands.RegistryFlags: accepted by mount/unmount as in ctr (which never uses them there). */
+const REGISTRY_FLAGS: CtrFlag[] = [
+  { name: "skip-verify", aliases: ["k"], type: "bool", help: "skip SSL certificate validation" },
+  { name: "plain-http", type: "bool", help: "allow connections using plain HTTP" },
+  { name: "user", aliases: ["u"], type: "string", help: "user[:password] Registry user and password" },
+  { name: "refresh", type: "string", help: "refresh token for authorization server" },
+  { name: "hosts-dir", type: "string", help: "Custom hosts configuration directory" },
+  { name: "tlscacert", type: "string", help: "path to TLS root CA" },
+  { name: "tlscert", type: "string", help: "path to TLS client certificate" },
+  { name: "tlskey", type: "string", help: "path to TLS client key" },
+  { name: "http-dump", type: "bool", help: "dump all HTTP request/responses when interacting with container registry" },
+  { name: "http-trace", type: "bool", help: "enable HTTP tracing for registry interactions" },
+];
+
+function snapshotterOf(v: unknown): string {
+  return String(v || "overlayfs");
+}
+
+function asList(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(String);
+  if (v === undefined || v === "" || v === false) return [];
+  return [String(v)];
+}
+
+function matcherFor(platforms: string[], all: boolean): PlatformMatcher {
+  if (all) return allPlatforms;
+  if (!platforms.length) return defaultMatcher();
+  return anyMatcher(...platforms.map(parsePlatform));
+}
+
+const toDesc = (d: any): Descriptor => ({ mediaType: d.mediaType, digest: d.digest, size: Number(d.size ?? 0), ...(d.annotations && Object.keys(d.annotations).length ? { annotations: d.annotations } : {}) });
+
+async function putImage(client: Client, name: string, target: Descriptor): Promise<void> {
+  const image = { name, labels: {}, target: { mediaType: target.mediaType, digest: target.digest, size: String(target.size), annotations: target.annotations ?? {} } };
+  try {
+    await client.call(IMAGES, "Create", { image });
+  } catch (e) {
+    if (!isAlreadyExists(e)) throw e;
+    await client.call(IMAGES, "Update", { image, updateMask: { paths: ["target"] } });
+  }
+}
+
+/**
+ * The index ctr keeps for --index-name: the archive's entries with containerd's annotations
+ * (image name and, for a tagged name, the OCI ref name) and Go's field order.
+ */
+function ctrIndex(index: ImageIndex): object {
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.OCIIndex,
+    manifests: index.manifests.map((m) => {
+      const annotations: Record<string, string> = { ...(m.annotations ?? {}) };
+      const name = annotations["io.containerd.image.name"];
+      if (name && !annotations["org.opencontainers.image.ref.name"]) {
+        const tag = /:([\w][\w.-]{0,127})$/.exec(name.replace(/@.*$/, ""))?.[1];
+        if (tag && !name.replace(/@.*$/, "").endsWith("/" + tag)) annotations["org.opencontainers.image.ref.name"] = tag;
+      }
+      const sorted = Object.fromEntries(Object.keys(annotations).sort().map((k) => [k, annotations[k]]));
+      return {
+        mediaType: m.mediaType,
+        digest: m.digest,
+        size: m.size,
+        ...(m.urls?.length ? { urls: m.urls } : {}),
+        ...(Object.keys(sorted).length ? { annotations: sorted } : {}),
+        ...(m.platform ? { platform: m.platform } : {}),
+      };
+    }),
+  };
+}
+
+/** Go's os.Open error text ("open /x: no such file or directory"). */
+function openInput(path: string): ReadableStream<Uint8Array> {
+  try {
+    closeSync(openSync(path, "r"));
+  } catch (e: any) {
+    const why: Record<string, string> = { ENOENT: "no such file or directory", EACCES: "permission denied", EISDIR: "is a directory" };
+    throw new Error(`open ${path}: ${why[e?.code] ?? e?.message ?? e}`);
+  }
+  return Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
+}
+
+function dateStamp(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
+
+const importCommand: Command = {
+  name: "import",
+  usage: "import images",
+  argsUsage: "[flags] <in>",
+  description: `Import images from a tar stream.
+Implemented formats:
+- oci.v1
+- docker.v1.1
+- docker.v1.2
+
+
+For OCI v1, you may need to specify --base-name because an OCI archive may
+contain only partial image references (tags without the base image name).
+If no base image name is provided, a name will be generated as "import-%{yyyy-MM-dd}".
+
+e.g.
+  $ ctr images import --base-name foo/bar foobar.tar
+
+If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadbeef", the command will create
+"foo/bar:latest" and "foo/bar@sha256:deadbeef" images in the containerd store.
+`,
+  flags: [
+    { name: "base-name", type: "string", default: "", help: "base image name for added images, when provided only images with this name prefix are imported" },
+    { name: "digests", type: "bool", help: "whether to create digest images (default: false)" },
+    { name: "skip-digest-for-named", type: "bool", help: "skip applying --digests option to images named in the importing tar (use it in conjunction with --digests)" },
+    { name: "index-name", type: "string", default: "", help: "image name to keep index as, by default index is discarded" },
+    { name: "all-platforms", type: "bool", help: "imports content for all platforms, false by default" },
+    { name: "platform", type: "string", default: "", help: "imports content for specific platform" },
+    { name: "no-unpack", type: "bool", help: "skip unpacking the images, false by default" },
+    { name: "compress-blobs", type: "bool", help: "compress uncompressed blobs when creating manifest (Docker format only)" },
+    SNAPSHOTTER_FLAG,
+  ],
+  action: async (c) => {
+    const input = c.args[0];
+    if (!input) throw new Error("please provide an input file (or - for stdin)");
+    const platform = String(c.flags.platform || "");
+    const all = !!c.flags["all-platforms"];
+    const matcher = platform ? onlyMatcher(parsePlatform(platform)) : all ? allPlatforms : defaultMatcher();
+    const snapshotter = snapshotterOf(c.flags.snapshotter);
+    const baseName = String(c.flags["base-name"] || "");
+    const client = await c.client();
+    await withLease(client, async (lease) => {
+      client.setLease(lease);
+      try {
+        const src = input === "-" ? (Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>) : openInput(input);
+        const res = await importArchive(src, new ContentSink(client), baseName ? { baseName } : {});
+        const imgs: ArchiveImage[] = [];
+        const prefix = `import-${dateStamp()}`;
+        for (const im of res.images) {
+          if (im.name && (!baseName || im.name.startsWith(baseName))) imgs.push({ name: im.name, target: toDesc(im.target) });
+          if (c.flags.digests && !(im.name && c.flags["skip-digest-for-named"])) imgs.push({ name: `${prefix}@${im.target.digest}`, target: toDesc(im.target) });
+        }
+        for (const im of imgs) await labelTree(client, im.target);
+        const indexName = String(c.flags["index-name"] || "");
+        if (indexName) {
+          const bytes = encodeJSON(ctrIndex(res.index));
+          const digest = "sha256:" + new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+          const desc: Descriptor = { mediaType: MediaType.OCIIndex, digest, size: bytes.byteLength };
+          await writeBlob(client, `index-${digest}`, desc, bytes);
+          await labelTree(client, desc);
+          imgs.unshift({ name: indexName, target: desc });
+        }
+        for (const im of imgs) await putImage(client, im.name, im.target);
+        if (c.flags["no-unpack"]) return;
+        for (const im of imgs) {
+          out(`unpacking ${im.name} (${im.target.digest})...`);
+          await unpackImage(client, im.target, matcher, snapshotter);
+          out("done\n");
+        }
+      } finally {
+        client.setLease(undefined);
+      }
+    });
+  },
+};
+
+const exportCommand: Command = {
+  name: "export",
+  usage: "export images",
+  argsUsage: "[flags] <out> <image> ...",
+  description: `Export images to an OCI tar archive.
+
+Tar output is formatted as an OCI archive, a Docker manifest is provided for the platform.
+Use '--skip-manifest-json' to avoid including the Docker manifest.json file.
+Use '--platform' to define the output platform.
+When '--all-platforms' is given all images in a manifest list must be available.
+`,
+  flags: [
+    { name: "skip-manifest-json", type: "bool", help: "do not add Docker compatible manifest.json to archive" },
+    { name: "skip-non-distributable", type: "bool", help: "do not add non-distributable blobs such as Windows layers to archive" },
+    { name: "platform", type: "strings", help: "Pull content from a specific platform" },
+    { name: "all-platforms", type: "bool", help: "exports content from all platforms" },
+  ],
+  action: async (c) => {
+    const [outPath, ...refs] = c.args;
+    if (!outPath) throw new Error("must specify output filename");
+    if (!refs.length) throw new Error("please provide an image reference to export");
+    const client = await c.client();
+    const images: ArchiveImage[] = [];
+    for (const ref of refs) {
+      let image: Image;
+      try {
+        ({ image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref }));
+      } catch (e) {
+        throw new Error(`unable to resolve image to manifest: ${messageOf(e)}`);
+      }
+      images.push({ name: image.name, target: toDesc(image.target) });
+    }
+    const platforms = asList(c.flags.platform);
+    const opts = { format: "oci" as const, platform: matcherFor(platforms, false), allPlatforms: !!c.flags["all-platforms"], dockerManifest: !c.flags["skip-manifest-json"], ctrLayout: true };
+    if (outPath === "-") {
+      await exportArchive(images, new ContentSource(client), (chunk) => new Promise<void>((res, rej) => process.stdout.write(chunk, (e) => (e ? rej(e) : res()))), opts);
+      return;
+    }
+    const ws = createWriteStream(outPath);
+    const wrote = (chunk: Uint8Array) => new Promise<void>((res, rej) => ws.write(chunk, (e) => (e ? rej(e) : res())));
+    try {
+      await exportArchive(images, new ContentSource(client), wrote, opts);
+    } finally {
+      await new Promise<void>((res) => ws.end(res));
+    }
+  },
+};
+
+/** images.Check: walk the image for the platform; what is required, present, missing. */
+async function checkImage(client: Client, target: Descriptor, matcher: PlatformMatcher) {
+  const present: Descriptor[] = [];
+  const missing: Descriptor[] = [];
+  if (!(await contentInfo(client, target.digest))) return { available: false, required: [target], present, missing: [target] };
+  let required: Descriptor[];
+  try {
+    const l = await imageLayers(client, target, matcher);
+    // images.Check counts the manifest's config and layers
+    required = [l.config, ...l.layers];
+  } catch (e) {
+    if (isNotFound(e)) return { available: false, required: [target], present, missing: [target] };
+    throw e;
+  }
+  for (const d of required) ((await contentInfo(client, d.digest)) ? present : missing).push(d);
+  return { available: true, required, present, missing };
+}
+
+const checkCommand: Command = {
+  name: "check",
+  usage: "check existing images to ensure all content is available locally",
+  argsUsage: "[flags] [<filter>, ...]",
+  description: "check existing images to ensure all content is available locally",
+  flags: [{ name: "quiet", aliases: ["q"], type: "bool", help: "print only the ready image refs (fully downloaded and unpacked)" }, SNAPSHOTTER_FLAG],
+  action: async (c) => {
+    const client = await c.client();
+    const { images } = await client.call<{ images: Image[] }>(IMAGES, "List", { filters: c.args });
+    const snapshotter = snapshotterOf(c.flags.snapshotter);
+    const matcher = defaultMatcher();
+    const w = new GoTabWriter(1, 1);
+    if (!c.flags.quiet) w.row("REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED");
+    let exitErr: string | undefined;
+    for (const img of images) {
+      const target = toDesc(targetOf(img.target));
+      let status = "complete";
+      let size = 0;
+      let requiredSize = 0;
+      let complete = true;
+      try {
+        const r = await checkImage(client, target, matcher);
+        if (!r.available) {
+          status = "missing";
+          complete = false;
+        } else {
+          if (r.missing.length) {
+            status = "incomplete";
+            complete = false;
+          }
+          status = `${status} (${r.present.length}/${r.required.length})`;
+        }
+        size = r.present.reduce((a, d) => a + d.size, 0);
+        requiredSize = r.required.reduce((a, d) => a + d.size, 0);
+      } catch (e) {
+        exitErr ??= `unable to check ${img.name}: ${messageOf(e)}`;
+        c.log.error(`unable to check ${img.name}`, { error: messageOf(e) });
+        status = "error";
+        complete = false;
+      }
+      let unpacked = false;
+      try {
+        unpacked = await isUnpacked(client, target, matcher, snapshotter);
+      } catch (e) {
+        if (complete) c.log.error(`unable to check unpack for ${img.name}`, { error: messageOf(e) });
+      }
+      if (c.flags.quiet) {
+        if (complete && unpacked) out(img.name + "\n");
+        continue;
+      }
+      w.write(`${img.name}\t${target.mediaType}\t${target.digest}\t${status}\t${progressBytes(size)}/${progressBytes(requiredSize)}\t${unpacked}\n`);
+    }
+    if (!c.flags.quiet) out(w.flush());
+    void imageSize;
+    if (exitErr) throw new Error(exitErr);
+  },
+};
+
+const mountCommand: Command = {
+  name: "mount",
+  usage: "mount an image to a target path",
+  argsUsage: "[flags] <ref> <target>",
+  description: `Mount an image rootfs to a specified path.
+
+When you are done, use the unmount command.
+`,
+  flags: [
+    ...REGISTRY_FLAGS,
+    SNAPSHOTTER_FLAG,
+    { name: "label", type: "strings", help: "labels to attach to the image" },
+    { name: "rw", type: "bool", help: "Enable write support on the mount" },
+    { name: "platform", type: "string", default: "", defaultText: JSON.stringify(hostPlatformString()), help: "Mount the image for the specified platform" },
+  ],
+  action: async (c) => {
+    const [ref, target] = c.args;
+    if (!ref) throw new Error("please provide an image reference to mount");
+    if (!target) throw new Error("please provide a target path to mount to");
+    const client = await c.client();
+    const snapshotter = snapshotterOf(c.flags.snapshotter);
+    const platform = String(c.flags.platform || "");
+    const matcher = platform ? onlyMatcher(parsePlatform(platform)) : defaultMatcher();
+    await client.call(LEASES, "Create", { id: target, labels: { [EXPIRE_LABEL]: expiryLabel(24 * 3600_000), [`containerd.io/gc.ref.snapshot.${snapshotter}`]: target } });
+    client.setLease(target);
+    let ok = false;
+    try {
+      const { image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref });
+      const desc = toDesc(image.target);
+      try {
+        await unpackImage(client, desc, matcher, snapshotter);
+      } catch (e) {
+        throw new Error(`error unpacking image: ${messageOf(e)}`);
+      }
+      const { diffIDs } = await imageLayers(client, desc, matcher);
+      const ids = chainIDs(diffIDs);
+      const chainID = ids[ids.length - 1] ?? "";
+      out(chainID + "\n");
+      let mounts: any[];
+      try {
+        ({ mounts } = await client.call(SNAPSHOTS, c.flags.rw ? "Prepare" : "View", { snapshotter, key: target, parent: chainID }));
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+        ({ mounts } = await client.call(SNAPSHOTS, "Mounts", { snapshotter, key: target }));
+      }
+      try {
+        mountAll(mounts.map((m) => ({ type: m.type, source: m.source, options: m.options ?? [] })), target);
+      } catch (e) {
+        await client.call(SNAPSHOTS, "Remove", { snapshotter, key: target }).catch(() => {});
+        throw e;
+      }
+      out(target + "\n");
+      ok = true;
+    } finally {
+      client.setLease(undefined);
+      if (!ok) await client.call(LEASES, "Delete", { id: target }).catch(() => {});
+    }
+  },
+};
+
+const unmountCommand: Command = {
+  name: "unmount",
+  usage: "unmount the image from the target",
+  argsUsage: "[flags] <target>",
+  description: "Unmount the image rootfs from the specified target.",
+  flags: [...REGISTRY_FLAGS, SNAPSHOTTER_FLAG, { name: "label", type: "strings", help: "labels to attach to the image" }, { name: "rm", type: "bool", help: "remove the snapshot after a successful unmount" }],
+  action: async (c) => {
+    const target = c.args[0];
+    if (!target) throw new Error("please provide a target path to unmount from");
+    unmountAll(target, 0);
+    if (c.flags.rm) {
+      const client = await c.client();
+      const snapshotter = snapshotterOf(c.flags.snapshotter);
+      try {
+        await client.call(LEASES, "Delete", { id: target });
+      } catch (e) {
+        if (!isNotFound(e)) throw new Error(`error deleting lease: ${messageOf(e)}`);
+      }
+      try {
+        await client.call(SNAPSHOTS, "Remove", { snapshotter, key: target });
+      } catch (e) {
+        if (!isNotFound(e)) throw new Error(`error removing snapshot: ${messageOf(e)}`);
+      }
+    }
+    out(target + "\n");
+  },
+};
+
+export const imageArchiveCommands: Command[] = [checkCommand, exportCommand, importCommand, mountCommand, unmountCommand];

@@ -1,0 +1,179 @@
+// ctr images pull|push and ctr content fetch (containerd 1.6's cmd/ctr/commands/images/pull.go,
+// push.go and content/fetch.go): client-side transfers between a registry and containerd.
+import { out } from "../../cli/io";
+import { hostPlatform, parsePlatform, formatPlatform, type Platform } from "../../image/platform";
+import type { RegistryClientOptions } from "../../image/registry";
+import { type Command, type Ctx, labelArgs } from "../app";
+import { Client } from "../client";
+import { withLease } from "./leases";
+import { formatDuration } from "../units";
+import { fetchImage, pushImage, unpackImage } from "../transfer";
+
+const IMAGES = "containerd.services.images.v1.Images";
+
+/** commands.RegistryFlags (the ones we implement). */
+const REGISTRY_FLAGS: Command["flags"] = [
+  { name: "skip-verify", aliases: ["k"], type: "bool", help: "skip SSL certificate validation" },
+  { name: "plain-http", type: "bool", help: "allow connections using plain HTTP" },
+  { name: "user", aliases: ["u"], type: "string", help: "user[:password] Registry user and password" },
+  { name: "refresh", type: "string", help: "refresh token for authorization server" },
+  { name: "hosts-dir", type: "string", help: "Custom hosts configuration directory" },
+  { name: "tlscacert", type: "string", help: "path to TLS root CA" },
+  { name: "tlscert", type: "string", help: "path to TLS client certificate" },
+  { name: "tlskey", type: "string", help: "path to TLS client key" },
+  { name: "http-dump", type: "bool", help: "dump all HTTP request/responses when interacting with container registry" },
+  { name: "http-trace", type: "bool", help: "enable HTTP tracing for registry interactions" },
+];
+
+function registryOptions(c: Ctx): RegistryClientOptions {
+  const o: RegistryClientOptions = { plainHttp: !!c.flags["plain-http"], insecure: !!c.flags["skip-verify"] };
+  if (c.flags["hosts-dir"]) o.hostsDirs = [String(c.flags["hosts-dir"])];
+  const user = c.flags.user ? String(c.flags.user) : "";
+  if (user) {
+    const i = user.indexOf(":");
+    const username = i < 0 ? user : user.slice(0, i);
+    const password = i < 0 ? "" : user.slice(i + 1);
+    o.credentials = () => ({ username, password });
+  }
+  return o;
+}
+
+function platformsOf(c: Ctx): Platform[] {
+  const ps = (c.flags.platform as string[] | undefined) ?? [];
+  return ps.map((p) => parsePlatform(p));
+}
+
+/** A second connection carrying the lease on every call (client.WithLease's context). */
+async function leased(c: Ctx, lease: string): Promise<Client> {
+  return Client.connect(String(c.global.address), c.namespace, { lease });
+}
+
+const FETCH_FLAGS: Command["flags"] = [
+  ...REGISTRY_FLAGS!,
+  { name: "label", type: "strings", help: "labels to attach to the image" },
+  { name: "platform", type: "strings", help: "Pull content from a specific platform" },
+  { name: "all-platforms", type: "bool", help: "pull content and metadata from all platforms" },
+  { name: "all-metadata", type: "bool", help: "Pull metadata for all platforms" },
+  { name: "metadata-only", type: "bool", help: "Pull all metadata including manifests and configs" },
+];
+
+async function doFetch(c: Ctx, client: Client, ref: string) {
+  const all = !!c.flags["all-platforms"];
+  let platforms: Platform[] | undefined;
+  if (!all) {
+    platforms = platformsOf(c);
+    if (!platforms.length) platforms = [hostPlatform()];
+  }
+  return fetchImage(client, ref, ref, { registry: registryOptions(c), platforms, labels: labelArgs((c.flags.label as string[]) ?? []), progress: out });
+}
+
+export const pullCommand: Command = {
+  name: "pull",
+  usage: "pull an image from a remote",
+  argsUsage: "[flags] <ref>",
+  description: `Fetch and prepare an image for use in containerd.
+
+After pulling an image, it should be ready to use the same reference in a run
+command. As part of this process, we do the following:
+
+1. Fetch all resources into containerd.
+2. Prepare the snapshot filesystem with the pulled resources.
+3. Register metadata for the image.
+`,
+  flags: [
+    { name: "snapshotter", type: "string", default: "overlayfs", env: "CONTAINERD_SNAPSHOTTER", defaultText: '"overlayfs"', help: "snapshotter name. Empty value stands for the default value." },
+    ...FETCH_FLAGS,
+    { name: "print-chainid", type: "bool", help: "Print the resulting image's chain ID" },
+    { name: "max-concurrent-downloads", type: "int", help: "Set the max concurrent downloads for each pull (default: 0)" },
+  ],
+  action: async (c) => {
+    const ref = c.args[0];
+    if (!ref) throw new Error("please provide an image reference to pull");
+    const client = await c.client();
+    await withLease(client, async (lease) => {
+      const lc = await leased(c, lease);
+      try {
+        const img = await doFetch(c, lc, ref);
+        let ps: Platform[] = platformsOf(c);
+        if (c.flags["all-platforms"]) ps = await imagePlatformsOf(lc, img.target);
+        if (!ps.length) ps = [hostPlatform()];
+        const start = Date.now();
+        const snapshotter = String(c.flags.snapshotter || "overlayfs");
+        for (const p of ps) {
+          out(`unpacking ${formatPlatform(p)} ${img.target.digest}...\n`);
+          const chainID = await unpackImage(lc, { ...img.target, size: Number(img.target.size) }, p, snapshotter);
+          if (c.flags["print-chainid"]) out(`image chain ID: ${chainID}\n`);
+        }
+        out(`done: ${formatDuration(Date.now() - start)}\t\n`);
+      } finally {
+        lc.close();
+      }
+    });
+  },
+};
+
+async function imagePlatformsOf(client: Client, target: { mediaType: string; digest: string }): Promise<Platform[]> {
+  const { imagePlatforms } = await import("../imageinfo");
+  const ps = await imagePlatforms(client, { mediaType: target.mediaType, digest: target.digest, size: 0 } as any);
+  const seen = new Set<string>();
+  const outPs: Platform[] = [];
+  for (const p of ps as Platform[]) {
+    const k = formatPlatform(p);
+    if (!seen.has(k)) seen.add(k), outPs.push(p);
+  }
+  return outPs;
+}
+
+export const pushCommand: Command = {
+  name: "push",
+  usage: "push an image to a remote",
+  argsUsage: "[flags] <remote> [<local>]",
+  description: `Pushes an image reference from containerd.
+
+	All resources associated with the manifest reference will be pushed.
+	The ref is used to resolve to a locally existing image manifest.
+	The image manifest must exist before push. Creating a new image
+	manifest can be done through calculating the diff for layers,
+	creating the associated configuration, and creating the manifest
+	which references those resources.
+`,
+  flags: [
+    ...REGISTRY_FLAGS!,
+    { name: "manifest", type: "string", help: "digest of manifest" },
+    { name: "manifest-type", type: "string", default: "application/vnd.docker.distribution.manifest.v2+json", help: "media type of manifest digest" },
+    { name: "platform", type: "strings", help: "push content from a specific platform" },
+    { name: "max-concurrent-uploaded-layers", type: "int", help: "set the max concurrent uploaded layers for each push (default: 3)" },
+  ],
+  action: async (c) => {
+    const ref = c.args[0];
+    if (!ref) throw new Error("please provide a remote image reference to push");
+    const local = c.args[1] || ref;
+    const ps = platformsOf(c);
+    if (ps.length > 1) throw new Error("only one platform may be specified");
+    const client = await c.client();
+    await pushImage(client, ref, local, { registry: registryOptions(c), platform: ps[0], progress: out });
+  },
+};
+
+export const contentFetchCommand: Command = {
+  name: "fetch",
+  usage: "fetch all content for an image into containerd",
+  argsUsage: "[flags] <remote> <object>",
+  description: `Fetch an image into containerd.`,
+  flags: FETCH_FLAGS,
+  action: async (c) => {
+    const ref = c.args[0];
+    if (!ref) throw new Error("please provide an image reference to fetch");
+    const client = await c.client();
+    await withLease(client, async (lease) => {
+      const lc = await leased(c, lease);
+      try {
+        await doFetch(c, lc, ref);
+      } finally {
+        lc.close();
+      }
+    });
+  },
+};
+
+export { IMAGES };
