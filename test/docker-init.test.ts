@@ -24,7 +24,7 @@ import { exec, rand, sleep, sleepSync, TMP_PREFIX, waitFor, type ExecResult } fr
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-const INIT = process.env.INIT_BIN || "/work/main/dist/bin/docker-init";
+const INIT = process.env.INIT_BIN || join(import.meta.dir, "../dist/bin/docker-init");
 /** basename(argv[0]): what tini prints in its usage ("tini", "docker-init"). */
 const NAME = basename(INIT);
 /** Our binary (a symlink to dist/bunker) rather than the reference tini. */

@@ -42,7 +42,7 @@ import { join } from "node:path";
 // Configuration
 
 /** The runc binary under test. */
-export const RUNC = process.env.RUNC_BIN || "/work/main/dist/bin/runc";
+export const RUNC = process.env.RUNC_BIN || join(import.meta.dir, "../dist/bin/runc");
 /** True when the binary under test is not bunker (i.e. the real runc, or another runtime). */
 export const IS_REAL_RUNC = (() => {
   try {

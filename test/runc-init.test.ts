@@ -3,11 +3,12 @@
 // rootfs. Our binary can't run there, so the runtime's own init stays PID 1 and does tini's work.
 import { describe, expect, test } from "bun:test";
 import { readFileSync, realpathSync } from "node:fs";
+import { join } from "node:path";
 import { IS_REAL_RUNC, makeBundle, newId, runc, runcOk, runDetached, state, useHarness, waitFor, type Spec } from "./harness";
 
 useHarness();
 
-const INIT = realpathSync("/work/main/dist/bin/docker-init");
+const INIT = realpathSync(join(import.meta.dir, "../dist/bin/docker-init"));
 
 function withInit(cmd: string[]) {
   return (s: Spec) => {
