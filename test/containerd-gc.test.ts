@@ -10,6 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { exec, type ExecResult, rand, sleep, TMP_PREFIX, waitFor } from "./harness";
+import { OUR_CONTAINERD, OUR_CTR, OurContainerd, REAL_CTR } from "./our-containerd";
 import { ensurePeerPackages } from "./peers";
 import { busyboxImage, BUSYBOX_REF } from "./fixtures/busybox-image";
 import { Client } from "../core/ctr/client";
@@ -19,52 +20,15 @@ import { GarbageCollector, type GCStats } from "../core/containerd/gc";
 import { GCScheduler, parseDurationMs, schedulerConfig } from "../core/containerd/gc-scheduler";
 import { addContent, commitSnapshot, createContainer, createImage, createLease, createSnapshot, addLeaseResource, deleteContainer, deleteImage, listContent, listLeases, listSnapshots, MetadataDB } from "../core/metadata";
 
-const OUR_CONTAINERD = join(import.meta.dir, "..", "dist", "bin", "containerd");
-const REAL_CTR = "/usr/bin/ctr";
 const peerSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 const LEASES = "containerd.services.leases.v1.Leases";
 
-class Daemon {
-  readonly dir = `${TMP_PREFIX}${rand()}`;
-  readonly root = join(this.dir, "root");
-  readonly address = join(this.dir, "run", "containerd.sock");
-  readonly logFile = join(this.dir, "containerd.log");
-  proc?: ReturnType<typeof Bun.spawn>;
-
-  async start(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    const before = this.log().length;
-    const fd = openSync(this.logFile, "a");
-    this.proc = Bun.spawn([OUR_CONTAINERD, "--root", this.root, "--state", join(this.dir, "state"), "--address", this.address, "--log-level", "debug"], { stdin: "ignore", stdout: fd, stderr: fd });
-    closeSync(fd);
-    const up = await waitFor(() => this.log().slice(before).includes("successfully booted") || this.proc!.exitCode !== null, 15_000, 20);
-    if (!up || this.proc.exitCode !== null) throw new Error(`our containerd did not start:\n${this.log()}`);
-  }
-
-  async kill(): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      p.kill("SIGKILL");
-      await p.exited;
-    }
-  }
-
-  log(): string {
-    try {
-      return readFileSync(this.logFile, "utf8");
-    } catch {
-      return "";
-    }
-  }
-
+class Daemon extends OurContainerd {
   ctr(ns: string, ...args: string[]): ExecResult {
-    return exec([REAL_CTR, "--address", this.address, "-n", ns, ...args], { timeoutMs: 60_000 });
+    return this.run(REAL_CTR, ns, args);
   }
-
   ok(ns: string, ...args: string[]): string {
-    const r = this.ctr(ns, ...args);
-    if (r.code !== 0) throw new Error(`ctr ${args.join(" ")} failed (${r.code}): ${r.stderr}\n--- daemon log tail:\n${this.log().split("\n").slice(-20).join("\n")}`);
-    return r.stdout;
+    return this.runOk(REAL_CTR, ns, args);
   }
 
   async addResource(ns: string, lease: string, resource: { id: string; type: string }): Promise<void> {
@@ -84,13 +48,6 @@ class Daemon {
   snapshotDirs(snapshotter: string): string[] {
     const d = join(this.root, `io.containerd.snapshotter.v1.${snapshotter}`, "snapshots");
     return existsSync(d) ? readdirSync(d) : [];
-  }
-
-  async cleanup(): Promise<void> {
-    await this.kill();
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(this.dir)).reverse();
-    for (const m of mounts) exec(["umount", "-l", m]);
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -10,59 +10,20 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { exec, type ExecResult, rand, TMP_PREFIX, waitFor } from "./harness";
+import { OUR_CONTAINERD, OUR_CTR, OurContainerd, REAL_CTR } from "./our-containerd";
 import { ensurePeerPackages } from "./peers";
 import { busyboxImage, BUSYBOX_REF } from "./fixtures/busybox-image";
 import { ContentStore } from "../core/content/store";
 import { codeOf, Code } from "../core/containerd/errdefs";
 
-const OUR_CONTAINERD = join(import.meta.dir, "..", "dist", "bin", "containerd");
-const REAL_CTR = "/usr/bin/ctr";
 const peerSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 
-class Daemon {
-  readonly dir = `${TMP_PREFIX}${rand()}`;
-  readonly root = join(this.dir, "root");
-  readonly address = join(this.dir, "run", "containerd.sock");
-  readonly logFile = join(this.dir, "containerd.log");
-  proc?: ReturnType<typeof Bun.spawn>;
-
-  async start(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    const fd = openSync(this.logFile, "a");
-    this.proc = Bun.spawn([OUR_CONTAINERD, "--root", this.root, "--state", join(this.dir, "state"), "--address", this.address, "--log-level", "debug"], { stdin: "ignore", stdout: fd, stderr: fd });
-    closeSync(fd);
-    const up = await waitFor(() => this.log().includes("successfully booted") || this.proc!.exitCode !== null, 15_000, 20);
-    if (!up || this.proc.exitCode !== null) throw new Error(`our containerd did not start:\n${this.log()}`);
-  }
-
-  log(): string {
-    try {
-      return readFileSync(this.logFile, "utf8");
-    } catch {
-      return "";
-    }
-  }
-
+class Daemon extends OurContainerd {
   ctr(ns: string, ...args: string[]): ExecResult {
-    return exec([REAL_CTR, "--address", this.address, "-n", ns, ...args], { timeoutMs: 60_000 });
+    return this.run(REAL_CTR, ns, args);
   }
-
   ok(ns: string, ...args: string[]): string {
-    const r = this.ctr(ns, ...args);
-    if (r.code !== 0) throw new Error(`ctr ${args.join(" ")} failed (${r.code}): ${r.stderr}\n--- daemon log tail:\n${this.log().split("\n").slice(-20).join("\n")}`);
-    return r.stdout;
-  }
-
-  async cleanup(): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      p.kill("SIGKILL");
-      await p.exited;
-    }
-    // Nothing of ours should still be mounted under the root; unmount defensively before removing.
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(this.dir)).reverse();
-    for (const m of mounts) exec(["umount", "-l", m]);
-    rmSync(this.dir, { recursive: true, force: true });
+    return this.runOk(REAL_CTR, ns, args);
   }
 }
 

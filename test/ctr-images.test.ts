@@ -9,62 +9,21 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { exec, type ExecResult, rand, TMP_PREFIX, waitFor } from "./harness";
+import { OUR_CONTAINERD, OUR_CTR, OurContainerd, REAL_CTR } from "./our-containerd";
 import { describePeer, ensurePeerPackages, fmt, PeerSession } from "./peers";
 import { busyboxImage, BUSYBOX_REF } from "./fixtures/busybox-image";
 
-const DIST = join(import.meta.dir, "..", "dist", "bin");
-const OUR_CONTAINERD = join(DIST, "containerd");
-const OUR_CTR = join(DIST, "ctr");
-const REAL_CTR = "/usr/bin/ctr";
 const realSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 
-class Daemon {
-  readonly dir = `${TMP_PREFIX}${rand()}`;
-  readonly root = join(this.dir, "root");
-  readonly address = join(this.dir, "run", "containerd.sock");
-  readonly logFile = join(this.dir, "containerd.log");
-  proc?: ReturnType<typeof Bun.spawn>;
-
-  async start(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    const fd = openSync(this.logFile, "a");
-    this.proc = Bun.spawn([OUR_CONTAINERD, "--root", this.root, "--state", join(this.dir, "state"), "--address", this.address, "--log-level", "debug"], { stdin: "ignore", stdout: fd, stderr: fd });
-    closeSync(fd);
-    const up = await waitFor(() => this.log().includes("successfully booted") || this.proc!.exitCode !== null, 15_000, 20);
-    if (!up || this.proc.exitCode !== null) throw new Error(`our containerd did not start:\n${this.log()}`);
-  }
-
-  log(): string {
-    try {
-      return readFileSync(this.logFile, "utf8");
-    } catch {
-      return "";
-    }
-  }
-
+class Daemon extends OurContainerd {
   ours(ns: string, ...args: string[]): ExecResult {
-    return exec([OUR_CTR, "--address", this.address, "-n", ns, ...args], { timeoutMs: 60_000 });
+    return this.run(OUR_CTR, ns, args);
   }
-
   real(ns: string, ...args: string[]): ExecResult {
-    return exec([REAL_CTR, "--address", this.address, "-n", ns, ...args], { timeoutMs: 60_000 });
+    return this.run(REAL_CTR, ns, args);
   }
-
   ok(ns: string, ...args: string[]): string {
-    const r = this.ours(ns, ...args);
-    if (r.code !== 0) throw new Error(`our ctr ${args.join(" ")} failed (${r.code}): ${r.stderr}\n--- daemon log tail:\n${this.log().split("\n").slice(-20).join("\n")}`);
-    return r.stdout;
-  }
-
-  async cleanup(): Promise<void> {
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(this.dir)).reverse();
-    for (const m of mounts) exec(["umount", "-l", m]);
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      p.kill("SIGKILL");
-      await p.exited;
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    return this.runOk(OUR_CTR, ns, args);
   }
 }
 
