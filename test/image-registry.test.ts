@@ -28,6 +28,7 @@ import {
   type RegistryClientOptions,
 } from "../core/image/registry";
 import { TMP_PREFIX } from "./harness";
+import { tar } from "./fixtures/tiny-tar";
 
 // ---------------------------------------------------------------------------------------------
 // docker-registry: installed from Debian when missing (the tests need it; root can apt-get)
@@ -126,41 +127,6 @@ ${authSection}`,
 // Tiny images
 
 /** A ustar archive of regular files. */
-function tar(files: Record<string, string>): Uint8Array {
-  const blocks: Uint8Array[] = [];
-  const enc = new TextEncoder();
-  for (const [name, content] of Object.entries(files)) {
-    const data = enc.encode(content);
-    const h = new Uint8Array(512);
-    const put = (off: number, s: string) => h.set(enc.encode(s), off);
-    const oct = (off: number, len: number, v: number) => put(off, v.toString(8).padStart(len - 1, "0") + "\0");
-    put(0, name);
-    oct(100, 8, 0o644);
-    oct(108, 8, 0);
-    oct(116, 8, 0);
-    oct(124, 12, data.byteLength);
-    oct(136, 12, 1700000000);
-    put(148, "        ");
-    put(156, "0");
-    put(257, "ustar\0");
-    put(263, "00");
-    let sum = 0;
-    for (const b of h) sum += b;
-    put(148, sum.toString(8).padStart(6, "0") + "\0 ");
-    blocks.push(h);
-    const padded = new Uint8Array(Math.ceil(data.byteLength / 512) * 512);
-    padded.set(data);
-    blocks.push(padded);
-  }
-  blocks.push(new Uint8Array(1024));
-  const out = new Uint8Array(blocks.reduce((n, b) => n + b.byteLength, 0));
-  let off = 0;
-  for (const b of blocks) {
-    out.set(b, off);
-    off += b.byteLength;
-  }
-  return out;
-}
 
 interface Blob_ {
   desc: Descriptor;
