@@ -94,8 +94,10 @@ describe("create + start", () => {
     const s2 = runc(["start", id]);
     expect(s2.code).toBe(0);
     expect(s2.stdout).toBe("");
-    expect(await waitFor(() => existsSync(join(shared, "started")))).toBe(true);
-    expect(readFileSync(join(shared, "started"), "utf8")).toBe("started\n");
+    // Wait for the whole line, not the file: the shell creates it before writing.
+    const started = join(shared, "started");
+    expect(await waitFor(() => existsSync(started) && readFileSync(started, "utf8").endsWith("\n"))).toBe(true);
+    expect(readFileSync(started, "utf8")).toBe("started\n");
     const st2 = state(id);
     expect(st2.status).toBe("running");
     expect(st2.pid).toBe(st.pid); // the init process becomes the user program
@@ -354,14 +356,15 @@ describe("list", () => {
 });
 
 describe("kill", () => {
-  /** A container whose init traps TERM and USR1 and records the signal in /tmp/sig. */
+  /** A container whose init traps TERM and USR1 and records the signal in /tmp/sig
+   *  (written aside and renamed, so the file never exists empty: the test polls for it). */
   async function trapper() {
     const { id, pid, bundle } = runDetached((s) => {
       s.root.readonly = false;
       s.process.args = [
         "sh",
         "-c",
-        "trap 'echo TERM > /tmp/sig; exit 0' TERM; trap 'echo USR1 > /tmp/sig; exit 0' USR1; touch /tmp/ready; sleep 300 & wait",
+        "trap 'echo TERM > /tmp/sig.w; mv /tmp/sig.w /tmp/sig; exit 0' TERM; trap 'echo USR1 > /tmp/sig.w; mv /tmp/sig.w /tmp/sig; exit 0' USR1; touch /tmp/ready; sleep 300 & wait",
       ];
     });
     expect(await waitFor(() => existsSync(join(bundle.rootfs, "tmp/ready")))).toBe(true);
