@@ -48,6 +48,7 @@ const DEFS = {
   waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
   dup2: { args: ["i32", "i32"], returns: "i32" },
   pipe2: { args: ["ptr", "i32"], returns: "i32" },
+  memfd_create: { args: ["ptr", "u32"], returns: "i32" },
   umask: { args: ["u32"], returns: "u32" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   fchown: { args: ["i32", "u32", "u32"], returns: "i32" },
@@ -270,6 +271,11 @@ export function pipe2(flags: number): [number, number] {
   const fds = new Int32Array(2);
   check(S.pipe2(fds, flags), "pipe2");
   return [fds[0]!, fds[1]!];
+}
+
+const MFD_CLOEXEC = 1;
+export function memfdCreate(name: string): number {
+  return check(S.memfd_create(cstr(name), MFD_CLOEXEC), "memfd_create", name);
 }
 
 export function socket(domain: number, type: number, protocol = 0): number {

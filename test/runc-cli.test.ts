@@ -83,6 +83,15 @@ describe("spec", () => {
   });
 });
 
+describe("features", () => {
+  test("lists every namespace kind the runtime can make or join, user included", () => {
+    const r = runc(["features"]);
+    expect(r.code).toBe(0);
+    const f = JSON.parse(r.stdout);
+    expect([...f.linux.namespaces].sort()).toEqual(["cgroup", "ipc", "mount", "network", "pid", "user", "uts"]);
+  });
+});
+
 describe("global --log and --log-format", () => {
   test("errors go to stderr as a logrus text line by default", () => {
     const r = runc(["state", "no-such-container"]);

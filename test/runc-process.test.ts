@@ -17,6 +17,7 @@ import {
   runShell,
   state,
   useHarness,
+  waitFor,
 } from "./harness";
 
 useHarness();
@@ -60,9 +61,12 @@ describe("process.args / env / cwd", () => {
     expect(r2.stdout).toBe("/home/tester\n");
   });
 
-  test("the environment of the running process, seen from outside", () => {
+  test("the environment of the running process, seen from outside", async () => {
     const { pid } = runDetached((s) => (s.process.env = ["PATH=/bin", "MARKER=from-config"]));
-    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+    // `start` returns once the init read the go-ahead; the execve may still be a moment away.
+    const environ = () => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+    await waitFor(() => environ().includes("MARKER=from-config"));
+    const env = environ();
     expect(env).toContain("MARKER=from-config");
     expect(env).toContain("PATH=/bin");
   });

@@ -325,6 +325,7 @@ function sysctlProblem(name: string, has: (ns: string) => boolean): string | und
 function checkSemantics(spec: Spec): void {
   const l = spec.linux ?? {};
   const types = new Set((l.namespaces ?? []).map((ns) => ns.type));
+  const newUserNs = (l.namespaces ?? []).some((ns) => ns.type === "user" && !ns.path);
   const has = (ns: string): boolean => types.has(ns);
 
   for (const field of ["hostname", "domainname"] as const) {
@@ -334,7 +335,7 @@ function checkSemantics(spec: Spec): void {
     if (l[field]?.length && !has("mount")) fail(child("linux", field), "unable to restrict sys entries without a private MNT namespace");
   }
   for (const [field, kind] of [["uidMappings", "uid"], ["gidMappings", "gid"]] as const) {
-    if (has("user") && !l[field]?.length) fail(child("linux", field), `user namespaces enabled, but no ${kind} mappings found`);
+    if (newUserNs && !l[field]?.length) fail(child("linux", field), `user namespaces enabled, but no ${kind} mappings found`);
     if (!has("user") && l[field]?.length) {
       fail(child("linux", field), "user namespace mappings specified, but USER namespace isn't enabled in the config");
     }

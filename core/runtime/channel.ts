@@ -38,7 +38,9 @@ export interface InitBootstrap extends Common {
   kind: "init";
   bundle: string;
   rootfs: string;
-  fifo: string;
+  /** The exec fifo, as an O_PATH fd the runtime passed: a user namespace's root can't reach the
+   *  state dir (0700, the host's root), as runc passes its fifo too. */
+  fifoFd: number;
   cgroupDirs: string[];
   noPivot: boolean;
   /** process.args[0] is our own binary bind-mounted in (dockerd's --init): be the init ourselves. */

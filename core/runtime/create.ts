@@ -12,7 +12,7 @@ import { applyDeviceRules } from "./cgroups/devices";
 import { applyResources } from "./cgroups/resources";
 import { cgroupDirs, createCgroups, joinCgroups, prewarmAttach, removeCgroups } from "./cgroups/manager";
 import { Channel, channelPair, type InitBootstrap } from "./channel";
-import { spawnInit } from "./spawn";
+import { spawnInit, type InitProcess } from "./spawn";
 import { runHooks } from "./hooks";
 import { processStartTime } from "./proc";
 import { selfCommand } from "./self";
@@ -36,7 +36,7 @@ export interface CreateOptions {
 
 export interface Created {
   state: ContainerState;
-  proc: Bun.Subprocess;
+  proc: InitProcess;
   /** pty master, when terminal and not handed to a console socket. */
   master?: number;
 }
@@ -56,7 +56,8 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
   if (!statSync(rootfs).isDirectory()) throw new Error(`invalid rootfs: ${rootfs}: not a directory`);
   const dirs = cgroupDirs(spec.linux?.cgroupsPath, o.id);
   sd.claim(o.id);
-  let proc: Bun.Subprocess | undefined;
+  let proc: InitProcess | undefined;
+  let fifo: number | undefined;
   let master: number | undefined;
   try {
     libc.mkfifo(sd.fifo(o.id), 0o622);
@@ -66,16 +67,22 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     const ch = new Channel(parentEnd);
     const passed = passedFds(o.preserveFds ?? 0);
     const pidNs = (spec.linux?.namespaces ?? []).find((n) => n.type === "pid");
+    const userNs = (spec.linux?.namespaces ?? []).find((n) => n.type === "user");
     const tini = isOwnBinaryInit(spec, bundle);
+    fifo = libc.open(sd.fifo(o.id), O.PATH);
     const args = spec.process!.args!;
     try {
       proc = spawnInit({
-        pidNs: pidNs && { path: pidNs.path }, fds: [...passed.fds, childEnd], stdio: ["inherit", "inherit", "inherit"],
+        pidNs: pidNs && { path: pidNs.path },
+        userNs: userNs && { path: userNs.path, uidMappings: spec.linux?.uidMappings, gidMappings: spec.linux?.gidMappings },
+        fds: [...passed.fds, fifo, childEnd], stdio: ["inherit", "inherit", "inherit"],
         // As init we show up in the container's ps the way tini would: "/sbin/docker-init -- cmd".
         ...(tini ? { argv0: args[0], args: args.slice(1) } : {}),
       });
     } finally {
       libc.close(childEnd);
+      libc.close(fifo);
+      fifo = undefined;
     }
     mark("spawned");
     // The init spends its first milliseconds starting up and then waits for the bootstrap message;
@@ -92,7 +99,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     mark("cgroups");
     const pidStart = processStartTime(proc.pid);
     const boot: InitBootstrap = {
-      kind: "init", id: o.id, spec, bundle, rootfs, fifo: sd.fifo(o.id), cgroupDirs: dirs, noPivot: !!o.noPivot,
+      kind: "init", id: o.id, spec, bundle, rootfs, fifoFd: 3 + passed.fds.length, cgroupDirs: dirs, noPivot: !!o.noPivot,
       terminal: !!spec.process!.terminal, extraFds: passed.fds.length, env: passed.env, noNewKeyring: o.noNewKeyring, tini, seccomp,
     };
     ch.send({ type: "bootstrap", boot });
@@ -125,6 +132,7 @@ export async function create(sd: StateDir, o: CreateOptions): Promise<Created> {
     if (o.detach) proc.unref();
     return { state, proc, master };
   } catch (e) {
+    if (fifo !== undefined) libc.close(fifo);
     if (proc) libc.kill(proc.pid, 9);
     if (master !== undefined) libc.close(master);
     await proc?.exited;
@@ -140,15 +148,12 @@ function checkRunnable(spec: Spec, o: CreateOptions): void {
   if (!spec.root?.path) throw new Error("config.json: root.path: required");
   const ns = spec.linux?.namespaces ?? [];
   if (!ns.some((n) => n.type === "mount")) throw new Error("config.json: linux.namespaces: a mount namespace is required");
-  if (ns.some((n) => n.type === "user")) {
-    throw new Error("config.json: linux.namespaces: user namespaces are not supported by bunker's runc yet (creating or joining one needs a single-threaded process)");
-  }
   const terminal = !!spec.process.terminal;
   if (terminal && o.detach && !o.consoleSocket) throw new Error("cannot allocate tty if runc will detach without setting console socket");
   if (!terminal && o.consoleSocket) throw new Error("cannot use console socket if runc will not detach or allocate tty");
 }
 
-async function exitNote(proc: Bun.Subprocess): Promise<string> {
+async function exitNote(proc: InitProcess): Promise<string> {
   const code = await Promise.race([proc.exited, Bun.sleep(1000).then(() => undefined)]);
   if (code === undefined) return "";
   return proc.signalCode ? ` (killed by ${proc.signalCode})` : ` (exit status ${code})`;

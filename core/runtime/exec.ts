@@ -1,7 +1,7 @@
 // `runc exec`: start another process inside a running container — it joins the container's
 // namespaces and cgroup, gets its own user, capabilities, rlimits and terminal — and, unless
 // detached, wait for it and return its exit status.
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseSignal } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
@@ -12,7 +12,7 @@ import { Channel, channelPair, type ExecBootstrap } from "./channel";
 import { attachConsole, sendConsole } from "./console";
 import { passedFds, writeAtomic } from "./create";
 import { compileForBootstrap } from "./seccomp";
-import { spawnInit } from "./spawn";
+import { spawnInit, type InitProcess } from "./spawn";
 import type { StateDir } from "./state";
 import { mark } from "./timings";
 
@@ -51,9 +51,12 @@ export async function exec(sd: StateDir, o: ExecOptions): Promise<number> {
   const [parentEnd, childEnd] = channelPair();
   const ch = new Channel(parentEnd);
   const passed = passedFds(o.preserveFds);
-  let child: Bun.Subprocess;
+  let child: InitProcess;
+  // Setting up the container's own user namespace, if it has one, comes first: its other
+  // namespaces belong to it, and only its root may join them.
+  const userNs = readlinkOr(`/proc/${st.pid}/ns/user`) !== readlinkOr("/proc/self/ns/user") ? { path: `/proc/${st.pid}/ns/user` } : undefined;
   try {
-    child = spawnInit({ pidNs: { path: `/proc/${st.pid}/ns/pid` }, fds: [...passed.fds, childEnd], stdio: ["inherit", "inherit", "inherit"] });
+    child = spawnInit({ pidNs: { path: `/proc/${st.pid}/ns/pid` }, userNs, fds: [...passed.fds, childEnd], stdio: ["inherit", "inherit", "inherit"] });
   } finally {
     libc.close(childEnd);
   }
@@ -152,4 +155,12 @@ function dedupeEnv(env: string[]): string[] {
     m.set(k, e);
   }
   return [...m.values()];
+}
+
+function readlinkOr(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
 }

@@ -12,8 +12,7 @@ export function features(version: string): object {
     hooks: [...HOOK_KINDS],
     mountOptions: knownMountOptions(),
     linux: {
-      // No "user": creating or joining a user namespace needs a single-threaded process.
-      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
       capabilities: CAPABILITIES,
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: {

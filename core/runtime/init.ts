@@ -100,8 +100,7 @@ function setupContainer(boot: InitBootstrap, ch: Channel): ExecPlan {
     if (reply?.msg.type !== "hooks-done") throw new Error("runtime did not finish the createRuntime hooks");
   }
   runHooks(spec, "createContainer", stateOf(boot, "creating"), boot.rootfs);
-  // The fifo lives in the state dir, which pivot_root hides; keep an O_PATH handle to reopen later.
-  const fifoFd = libc.open(boot.fifo, O.PATH);
+  const fifoFd = boot.fifoFd;
   pivotInto(boot.rootfs, boot.noPivot);
   mark("pivot");
   if (boot.terminal) setupConsole(ch, proc.consoleSize);
@@ -181,7 +180,8 @@ function enterNamespaces(spec: Spec): void {
   let unshareFlags = 0;
   for (const ns of spec.linux?.namespaces ?? []) {
     const info = NAMESPACES[ns.type];
-    if (!info || ns.type === "pid") continue; // pid was handled by the parent, before spawning us
+    // pid and user were handled by the parent, before spawning us.
+    if (!info || ns.type === "pid" || ns.type === "user") continue;
     if (ns.path) setnsPath(ns.path, info.flag);
     else unshareFlags |= info.flag;
   }
