@@ -2,12 +2,13 @@
 // (distribution 2.8, plain HTTP on 127.0.0.1) and OUR containerd; and Debian's REAL ctr 1.6
 // pulling from the same registry into OUR containerd.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync, type Subprocess } from "bun";
+import type { Subprocess } from "bun";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exec, type ExecResult, rand, TMP_PREFIX, waitFor } from "./harness";
 import { tar } from "./fixtures/tiny-tar";
 import { ensurePeerPackages } from "./peers";
+import { HAVE_REGISTRY, startDockerRegistry } from "./docker-registry";
 import { busyboxImage, BUSYBOX_REF } from "./fixtures/busybox-image";
 import { MediaType, encodeJSON, type Descriptor, type ImageConfig, type ImageManifest } from "../core/image/manifest";
 import { sha256Digest } from "../core/image/reference";
@@ -21,55 +22,13 @@ const OUR_CTR = join(BIN, "ctr");
 const REAL_CTR = "/usr/bin/ctr";
 const peerSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 
-const REGISTRY_BIN = "/usr/bin/docker-registry";
-if (!existsSync(REGISTRY_BIN) && process.getuid?.() === 0) {
-  spawnSync(["bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null"], { stdout: "inherit", stderr: "inherit" });
-}
-const HAVE_REGISTRY = existsSync(REGISTRY_BIN);
 const HOST_AMD64 = hostPlatform().architecture === "amd64";
 
 const dir = `${TMP_PREFIX}${rand()}`;
 const children: Subprocess[] = [];
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
 async function startRegistry(name = "registry", htpasswd?: { user: string; password: string }): Promise<string> {
-  const rdir = join(dir, name);
-  mkdirSync(join(rdir, "data"), { recursive: true });
-  let auth = "";
-  if (htpasswd) {
-    const hash = await Bun.password.hash(htpasswd.password, { algorithm: "bcrypt", cost: 4 });
-    writeFileSync(join(rdir, "htpasswd"), `${htpasswd.user}:${hash}\n`);
-    auth = `auth:\n  htpasswd:\n    realm: bunker-test\n    path: ${join(rdir, "htpasswd")}\n`;
-  }
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    writeFileSync(
-      join(rdir, "config.yml"),
-      `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${join(rdir, "data")}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bunker-test-secret\n${auth}`,
-    );
-    const log = join(rdir, "registry.log");
-    const fd = openSync(log, "a");
-    const proc = Bun.spawn([REGISTRY_BIN, "serve", join(rdir, "config.yml")], { stdout: fd, stderr: fd, stdin: "ignore" });
-    closeSync(fd);
-    children.push(proc);
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && proc.exitCode === null) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/v2/`);
-        await r.body?.cancel();
-        if (r.status === 200 || r.status === 401) return `127.0.0.1:${port}`;
-      } catch {}
-      await Bun.sleep(50);
-    }
-    proc.kill("SIGKILL");
-    if (attempt >= 2) throw new Error(`docker-registry did not start:\n${existsSync(log) ? readFileSync(log, "utf8") : ""}`);
-  }
+  return (await startDockerRegistry(dir, name, { htpasswd }, children)).host;
 }
 
 const root = join(dir, "root");

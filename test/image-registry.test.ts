@@ -254,6 +254,23 @@ describe.skipIf(!HAVE_REGISTRY)("docker-registry (distribution 2.8)", () => {
     expect(eq(await c.readBlob(ref, b2.desc), data2)).toBe(true);
   });
 
+  test("fetchBlobFrom: the rest of a blob by Range (206), checked for size; offset 0 is the whole, verified", async () => {
+    const c = client({ plainHttp: true });
+    const data = new Uint8Array(50_000).map((_, i) => (i * 13 + (i >> 9)) & 0xff);
+    const b = blob(data, "application/octet-stream");
+    const ref = `${reg.host}/ranged/blob:x`;
+    await c.pushBlob(ref, b.desc, data);
+    const rest = await c.fetchBlobFrom(ref, b.desc, 20_000);
+    expect(rest.offset).toBe(20_000);
+    expect(eq(await readAll(rest.body), data.subarray(20_000))).toBe(true);
+    const whole = await c.fetchBlobFrom(ref, b.desc, 0);
+    expect(whole.offset).toBe(0);
+    expect(eq(await readAll(whole.body), data)).toBe(true);
+    // The range is checked for its size: a descriptor claiming more bytes fails at the end.
+    const longer = await c.fetchBlobFrom(ref, { digest: b.desc.digest, size: 60_000 }, 20_000);
+    await expect(readAll(longer.body)).rejects.toThrow(/expected 40000 bytes, got 30000/);
+  });
+
   test("a blob whose bytes are not its digest is refused by the registry", async () => {
     const c = client();
     const data = new TextEncoder().encode("some bytes");
@@ -657,6 +674,25 @@ function tokenServer(reg: FakeRegistry, creds?: { user: string; password: string
   ts.url = `http://127.0.0.1:${server.port}/token`;
   return ts;
 }
+
+describe("resuming a blob", () => {
+  test("a registry that ignores Range: everything, verified, from offset 0", async () => {
+    const f = fakeRegistry();
+    const data = new Uint8Array(10_000).map((_, i) => i & 0xff);
+    const b = blob(data, "application/octet-stream");
+    f.blobs.set(b.desc.digest, data);
+    const c = client({ plainHttp: true });
+    const got = await c.fetchBlobFrom(`${f.host}/norange/img:v1`, b.desc, 4000);
+    expect(got.offset).toBe(0);
+    expect(eq(await readAll(got.body), data)).toBe(true);
+    // ... and a corrupted whole is refused as fetchBlob refuses it.
+    const bad = data.slice();
+    bad[9999] = bad[9999]! ^ 1;
+    f.corrupt.set(b.desc.digest, bad);
+    const again = await c.fetchBlobFrom(`${f.host}/norange/img:v1`, b.desc, 4000);
+    await expect(readAll(again.body)).rejects.toThrow(DigestMismatchError);
+  });
+});
 
 describe("token auth (WWW-Authenticate: Bearer)", () => {
   test("challenge → token with basic credentials → retry; tokens cached per scope", async () => {

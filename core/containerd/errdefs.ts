@@ -82,6 +82,7 @@ export const isAlreadyExists = (e: unknown) => codeOf(e) === Code.ALREADY_EXISTS
 export const isInvalidArgument = (e: unknown) => codeOf(e) === Code.INVALID_ARGUMENT;
 export const isFailedPrecondition = (e: unknown) => codeOf(e) === Code.FAILED_PRECONDITION;
 export const isNotImplemented = (e: unknown) => codeOf(e) === Code.UNIMPLEMENTED;
+export const isUnavailable = (e: unknown) => codeOf(e) === Code.UNAVAILABLE;
 
 /** Go's %q for the strings we quote in messages (ASCII-compatible with strconv.Quote). */
 export function q(s: string): string {

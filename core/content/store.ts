@@ -4,7 +4,8 @@
 //   <root>/ingest/<sha256(ref)>/{data,ref,startedat,updatedat,total}   writes in progress
 //
 // A Writer holds the ref's lock until closed (a second writer of the same ref gets Unavailable
-// `ref ... locked`); an ingest left behind (client gone) is resumed by the next writer of the
+// `ref ... locked for <duration> (since <time>)`, after the few short retries containerd's
+// local store makes); an ingest left behind (client gone) is resumed by the next writer of the
 // ref: its data is re-hashed and the write continues at its end. Commit verifies the size and the
 // digest first and only then renames the data into blobs/. This store knows nothing of
 // namespaces: which namespace sees which blob (and its labels) is the metadata DB's business
@@ -12,8 +13,9 @@
 import { createHash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync, fsyncSync } from "node:fs";
 import { join } from "node:path";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../containerd/errdefs";
+import { alreadyExists, Code, ErrDef, failedPrecondition, invalidArgument, notFound, unavailable } from "../containerd/errdefs";
 import { formatRFC3339, fromDate, now, parseRFC3339, type Time } from "../containerd/types";
+import { formatDuration } from "../ctr/units";
 
 export interface BlobInfo {
   digest: string;
@@ -39,8 +41,23 @@ export function parseDigest(d: string): string {
   return m[1]!;
 }
 
+/** Go's time.Time String() of a lock's start: "2006-01-02 15:04:05.999999999 +0000 UTC m=+1.5". */
+function goTimeString(t: Time, monoMs: number): string {
+  const d = new Date(t.seconds * 1000);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  let s = `${p(d.getUTCFullYear(), 4)}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
+  if (t.nanos > 0) s += "." + p(t.nanos, 9).replace(/0+$/, "");
+  return `${s} +0000 UTC m=+${(monoMs / 1000).toFixed(9)}`;
+}
+
+interface Lock {
+  since: Time;
+  /** performance.now() when taken (Go's monotonic reading, "m=+..."). */
+  mono: number;
+}
+
 export class ContentStore {
-  private readonly locks = new Map<string, Time>();
+  private readonly locks = new Map<string, Lock>();
 
   constructor(readonly root: string) {
     mkdirSync(join(root, "blobs", "sha256"), { recursive: true, mode: 0o755 });
@@ -116,6 +133,21 @@ export class ContentStore {
     }
   }
 
+  /** The whole blob as chunks, read synchronously. */
+  *chunksSync(digest: string, chunk = 1 << 20): Generator<Buffer> {
+    const fd = openSync(this.blobPath(digest), "r");
+    try {
+      for (;;) {
+        const buf = Buffer.alloc(chunk);
+        const r = readSync(fd, buf, 0, chunk, null);
+        if (r <= 0) return;
+        yield buf.subarray(0, r);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   delete(digest: string): void {
     try {
       rmSync(this.blobPath(digest));
@@ -125,7 +157,7 @@ export class ContentStore {
     }
   }
 
-  /** Status of an ingest by ref; NotFound `ref: not found`. */
+  /** Status of an ingest by ref; NotFound `<ref>: not found`. */
   status(ref: string): IngestStatus {
     const dir = this.ingestDir(ref);
     if (!existsSync(join(dir, "ref"))) throw notFound(`${ref}`);
@@ -179,7 +211,7 @@ export class ContentStore {
 
   /**
    * Open (or resume) the ingest of `ref`. AlreadyExists when `expected` is already a blob;
-   * Unavailable `ref <ref> locked for ...` while another writer holds it.
+   * Unavailable `ref <ref> locked for <duration> (since <time>)` while another writer holds it.
    */
   writer(ref: string, opts: { total?: number; expected?: string } = {}): Writer {
     if (!ref) throw invalidArgument("ref must not be empty");
@@ -187,14 +219,33 @@ export class ContentStore {
       parseDigest(opts.expected);
       if (this.exists(opts.expected)) throw alreadyExists(`content ${opts.expected}`);
     }
-    const since = this.locks.get(ref);
-    if (since) throw unavailable(`ref ${ref} locked for write (since ${formatRFC3339(since)})`);
-    this.locks.set(ref, now());
+    const lock = this.locks.get(ref);
+    if (lock) {
+      // Go's tryLock: how long it has been held helps tell a dead lock from contention.
+      const held = formatDuration(performance.now() - lock.mono);
+      throw unavailable(`ref ${ref} locked for ${held} (since ${goTimeString(lock.since, lock.mono)})`);
+    }
+    this.locks.set(ref, { since: now(), mono: performance.now() });
     try {
       return new Writer(this, ref, this.ingestDir(ref), opts);
     } catch (e) {
       this.locks.delete(ref);
       throw e;
+    }
+  }
+
+  /**
+   * As writer(), but while the ref is locked retries a few times with short random sleeps
+   * (containerd's local store: 10 tries, up to 2^n ms each) before giving up with Unavailable.
+   */
+  async writerRetrying(ref: string, opts: { total?: number; expected?: string } = {}): Promise<Writer> {
+    for (let count = 0; ; count++) {
+      try {
+        return this.writer(ref, opts);
+      } catch (e) {
+        if (!(e instanceof ErrDef && e.code === Code.UNAVAILABLE) || count >= 9) throw e;
+      }
+      await Bun.sleep(Math.floor(Math.random() * (1 << count)));
     }
   }
 

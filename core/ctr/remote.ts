@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { BlobSink, BlobSource } from "../image/archive";
 import { isIndexMediaType, isManifestMediaType, matchingManifests, type Descriptor, type ImageIndex } from "../image/manifest";
 import type { PlatformMatcher } from "../image/platform";
-import { isAlreadyExists, isNotFound } from "../containerd/errdefs";
+import { isAlreadyExists, isNotFound, isUnavailable } from "../containerd/errdefs";
 import type { Client } from "./client";
 
 export const CONTENT = "containerd.services.content.v1.Content";
@@ -32,20 +32,39 @@ async function* chunks(data: ReadableStream<Uint8Array> | Uint8Array): AsyncGene
   }
 }
 
-/** content.WriteBlob over the Write stream: WRITE messages, then COMMIT with the expected digest. */
-export async function writeBlob(client: Client, ref: string, desc: { digest: string; size: number }, data: ReadableStream<Uint8Array> | Uint8Array, labels: Record<string, string> = {}): Promise<void> {
-  const w = client.duplex(CONTENT, "Write");
-  try {
-    let offset = 0;
-    let first = true;
+type WriteStream = ReturnType<Client["duplex"]>;
+
+/**
+ * content.OpenWriter: open a Write stream for `ref` (its first STAT locks the ref in the daemon).
+ * While another writer holds the ref the daemon answers Unavailable: wait (rand(n) ms, n doubling
+ * from 16 to 2048) and try again, for as long as it takes, as containerd's client does. Returns
+ * undefined when the blob already exists (AlreadyExists: someone else committed it).
+ */
+export async function openWriter(client: Client, ref: string, desc: { digest: string; size: number }, onWait?: () => void): Promise<{ w: WriteStream; offset: number } | undefined> {
+  let retry = 16;
+  for (;;) {
+    const w = client.duplex(CONTENT, "Write");
     try {
       const st = await w.send({ action: "STAT", ref, total: String(desc.size), expected: desc.digest });
-      offset = Number(st.offset ?? 0);
-      first = false;
+      return { w, offset: Number(st?.offset ?? 0) };
     } catch (e) {
-      if (isAlreadyExists(e)) return;
-      throw e;
+      w.close();
+      if (isAlreadyExists(e)) return undefined;
+      if (!isUnavailable(e)) throw e;
+      onWait?.();
     }
+    await Bun.sleep(Math.floor(Math.random() * retry));
+    if (retry < 2048) retry <<= 1;
+  }
+}
+
+/** content.WriteBlob over the Write stream: WRITE messages, then COMMIT with the expected digest. */
+export async function writeBlob(client: Client, ref: string, desc: { digest: string; size: number }, data: ReadableStream<Uint8Array> | Uint8Array, labels: Record<string, string> = {}): Promise<void> {
+  const opened = await openWriter(client, ref, desc);
+  if (!opened) return;
+  const w = opened.w;
+  try {
+    let offset = opened.offset;
     let skip = offset;
     for await (const c of chunks(data)) {
       let part = c;
@@ -55,7 +74,7 @@ export async function writeBlob(client: Client, ref: string, desc: { digest: str
         part = part.subarray(n);
         if (!part.byteLength) continue;
       }
-      await w.send({ action: "WRITE", ref: first ? ref : "", offset: String(offset), data: part });
+      await w.send({ action: "WRITE", ref, offset: String(offset), data: part });
       offset += part.byteLength;
     }
     try {

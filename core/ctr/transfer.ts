@@ -1,21 +1,20 @@
 // Client-side pull, unpack and push for our ctr, as containerd 1.6's client does them: blobs come
 // from the registry (RegistryClient) and go into containerd's content store through Content.Write
-// (WRITE chunks, then COMMIT with the expected digest, GC labels on manifests and indexes), the
+// (WRITE chunks, then COMMIT with the expected digest, GC labels on manifests and indexes) under
+// the descriptor's ref ("layer-sha256:..."): the daemon locks a ref for one writer at a time (a
+// concurrent pull of the same blob waits, then finds it committed, so the registry serves it
+// once) and keeps an interrupted ingest, which the next pull resumes with a Range request; the
 // image record is created (or updated), layers are unpacked into a snapshotter (Prepare +
 // Diff.Apply + Commit, keyed by chain IDs); push reads blobs back with Content.Read. The progress
 // display is ctr's (content.ShowProgress/Display): a frame every 100 ms, redrawn with the
 // progress writer's escape sequences whether or not stdout is a terminal, one final frame.
-import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { isAlreadyExists, isNotFound } from "../containerd/errdefs";
+import { isAlreadyExists, isFailedPrecondition, isNotFound } from "../containerd/errdefs";
 import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from "../image/manifest";
 import { onlyMatcher, platformMatcher, type Platform, type PlatformMatcher } from "../image/platform";
 import { hostOnly, normalizeReference, type Reference } from "../image/reference";
-import { DEFAULT_CHUNK_SIZE, NotFoundError, readAll, RegistryClient, type RegistryClientOptions } from "../image/registry";
+import { DEFAULT_CHUNK_SIZE, DigestMismatchError, NotFoundError, RegistryClient, type RegistryClientOptions } from "../image/registry";
 import type { Client } from "./client";
-import { ContentSource, resolveManifest, unpackImage as unpackShared } from "./remote";
+import { ContentSource, openWriter, resolveManifest, unpackImage as unpackShared } from "./remote";
 import { readBlob } from "./imageinfo";
 import { GoTabWriter } from "./tabwriter";
 import { progressBytes } from "./units";
@@ -118,87 +117,93 @@ function isKnownConfig(mt: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Content.Write (bidirectional stream)
 
+type Chunks = Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+
+/** Where a blob's bytes come from: those from `offset` on, or (`offset: 0`) all of them. */
+export type BlobSourceAt = (offset: number) => Promise<{ offset: number; chunks: Chunks }>;
+
 /**
- * content.WriteBlob: write a stream into the content store under `ref`, committed with the
- * expected digest and labels. Returns false when the content was already there.
+ * remotes.fetch + content.Copy: write a blob into the content store under `ref`, resuming the
+ * ingest the ref has (its STAT offset: `source` is asked for the bytes from there, and may start
+ * over from 0 instead, which truncates the ingest), in 1 MiB WRITE messages, then COMMIT with the
+ * expected digest and `labels`. Returns false when the content already existed (the caller sets
+ * its labels). The daemon verifies size and digest before the blob becomes visible; an ingest a
+ * stream proved bad is aborted, and a resumed ingest whose whole fails the commit is aborted and
+ * written again from the start, once.
  */
 export async function writeBlob(
   client: Client,
   ref: string,
   desc: { digest: string; size: number },
-  data: Iterable<Uint8Array> | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array> | (() => Promise<Iterable<Uint8Array> | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>>),
-  labels: Record<string, string>,
+  source: BlobSourceAt,
+  labels: Record<string, string> | (() => Record<string, string>),
   onProgress?: (offset: number) => void,
+  onWait?: () => void,
 ): Promise<boolean> {
-  const w = client.duplex(CONTENT, "Write");
-  let ok = false;
-  try {
-    let offset = 0;
+  for (let attempt = 0; ; attempt++) {
+    const opened = await openWriter(client, ref, desc, onWait);
+    if (!opened) return false;
+    const { w } = opened;
+    let offset = opened.offset > desc.size ? 0 : opened.offset;
+    const resumed = offset > 0;
     try {
-      // The ingest's state: a resumable offset, or (the shared store holding the blob already)
-      // the whole size: content.Copy then goes straight to the commit.
-      const st = await w.send({ action: "STAT", ref, total: String(desc.size), expected: desc.digest });
-      offset = Number(st?.offset ?? 0);
-      if (offset > desc.size) offset = 0;
-    } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
-      // Already in the store (maybe just made visible in this namespace from the shared store):
-      // the labels a commit would have set still have to be there.
-      ok = true;
-      if (Object.keys(labels).length) {
-        await client.call(CONTENT, "Update", { info: { digest: desc.digest, labels }, updateMask: { paths: Object.keys(labels).map((k) => `labels.${k}`) } });
-      }
-      return false;
-    }
-    onProgress?.(offset);
-    if (offset < desc.size) {
-      const source = typeof data === "function" ? await data() : data;
-      let skip = offset;
-      for await (const chunk of source as AsyncIterable<Uint8Array>) {
-        let c = chunk;
-        if (skip > 0) {
-          const n = Math.min(skip, c.byteLength);
-          skip -= n;
-          c = c.subarray(n);
+      onProgress?.(offset);
+      if (offset < desc.size) {
+        const src = await source(offset);
+        offset = src.offset; // 0: start over (the first WRITE at offset 0 truncates the ingest)
+        onProgress?.(offset);
+        const pending: Uint8Array[] = [];
+        let pendingLen = 0;
+        const flush = async (all: boolean) => {
+          while (pendingLen >= CHUNK || (all && pendingLen > 0)) {
+            const n = Math.min(CHUNK, pendingLen);
+            const part = new Uint8Array(n);
+            let got = 0;
+            while (got < n) {
+              const head = pending[0]!;
+              const take = Math.min(head.byteLength, n - got);
+              part.set(head.subarray(0, take), got);
+              got += take;
+              if (take === head.byteLength) pending.shift();
+              else pending[0] = head.subarray(take);
+            }
+            pendingLen -= n;
+            await w.send({ action: "WRITE", ref, offset: String(offset), data: part });
+            offset += n;
+            onProgress?.(offset);
+          }
+        };
+        for await (const chunk of src.chunks) {
+          if (!chunk.byteLength) continue;
+          pending.push(chunk);
+          pendingLen += chunk.byteLength;
+          await flush(false);
         }
-        for (let i = 0; i < c.byteLength; i += CHUNK) {
-          const part = c.subarray(i, Math.min(c.byteLength, i + CHUNK));
-          await w.send({ action: "WRITE", ref, offset: String(offset), data: part });
-          offset += part.byteLength;
-          onProgress?.(offset);
+        await flush(true);
+      }
+      try {
+        await w.send({ action: "COMMIT", ref, offset: String(offset), total: String(desc.size), expected: desc.digest, labels: typeof labels === "function" ? labels() : labels });
+      } catch (e) {
+        if (isAlreadyExists(e)) return false;
+        if (resumed && attempt === 0 && isFailedPrecondition(e)) {
+          // What was kept of an earlier try does not add up: drop it and fetch everything.
+          w.close();
+          await client.call(CONTENT, "Abort", { ref }).catch(() => {});
+          continue;
         }
+        throw new Error(`failed commit on ref ${JSON.stringify(ref)}: ${e instanceof Error ? e.message : String(e)}`);
       }
-    }
-    try {
-      await w.send({ action: "COMMIT", ref, offset: String(offset), total: String(desc.size), expected: desc.digest, labels });
+      return true;
     } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
-      ok = true;
-      if (Object.keys(labels).length) {
-        await client.call(CONTENT, "Update", { info: { digest: desc.digest, labels }, updateMask: { paths: Object.keys(labels).map((k) => `labels.${k}`) } });
+      if (e instanceof DigestMismatchError) {
+        // The registry sent the wrong bytes: nothing of them is worth resuming.
+        w.close();
+        await client.call(CONTENT, "Abort", { ref }).catch(() => {});
       }
-      return false;
+      throw e;
+    } finally {
+      w.close();
     }
-    ok = true;
-    return true;
-  } finally {
-    void ok;
-    w.close();
-  }
-}
-
-/** A file in CHUNK-sized pieces, read synchronously (no stream machinery between the writes). */
-function* fileChunks(path: string): Generator<Uint8Array> {
-  const fd = openSync(path, "r");
-  try {
-    for (;;) {
-      const buf = new Uint8Array(CHUNK);
-      const n = readSync(fd, buf, 0, CHUNK, null);
-      if (n <= 0) return;
-      yield buf.subarray(0, n);
-    }
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -306,9 +311,48 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
     const handle = async (desc: Descriptor): Promise<void> => {
       const job: Job = { desc, key: refKey(desc), status: "waiting", offset: 0, total: 0 };
       jobs.push(job);
-      const info = await contentInfo(client, desc.digest);
+      let info = await contentInfo(client, desc.digest);
       let bytes: Uint8Array | undefined;
       const isMeta = isIndexMediaType(desc.mediaType) || isManifestMediaType(desc.mediaType);
+      if (!info) {
+        job.total = desc.size;
+        job.status = "downloading";
+        // Through the ref's writer (remotes.MakeRefKey): a concurrent pull of the same blob waits
+        // for this one (or this one for it) and then finds it committed; a killed pull's ingest is
+        // resumed where it stopped, with a Range request. Manifests and indexes are small: always
+        // fetched whole.
+        const wrote = await writeBlob(
+          client,
+          job.key,
+          desc,
+          async (offset) => {
+            job.status = "downloading";
+            if (isMeta) {
+              bytes = (await reg.fetchManifest(ref, desc)).bytes;
+              return { offset: 0, chunks: [bytes] };
+            }
+            const { body, offset: from } = await reg.fetchBlobFrom(ref, desc, offset);
+            return { offset: from, chunks: body as unknown as AsyncIterable<Uint8Array> };
+          },
+          () => {
+            const labels: Record<string, string> = { [distLabelKey]: distLabelVal };
+            const ch = bytes && childrenOf(desc.mediaType, bytes, matcher, limitOne);
+            return ch ? { ...labels, ...childLabels(ch) } : labels;
+          },
+          (o) => (job.offset = o),
+          () => (job.status = "waiting"),
+        );
+        if (wrote && !(isMeta && !bytes)) {
+          job.offset = desc.size;
+          job.status = "done";
+        } else {
+          // Committed by another writer meanwhile (a concurrent pull), or a manifest whose resumed
+          // ingest was whole already (committed without a fetch): labelled as if it had been there.
+          info = await contentInfo(client, desc.digest);
+          if (!info) throw new Error(`content ${desc.digest}: committed by another writer, yet not found`);
+          bytes = undefined;
+        }
+      }
       if (info) {
         const created = info.createdAt ? Number(info.createdAt.seconds) * 1000 + Math.floor((info.createdAt.nanos ?? 0) / 1e6) : 0;
         job.status = created >= start ? "done" : "exists";
@@ -324,43 +368,6 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
         await client.call(CONTENT, "Update", { info: { digest: desc.digest, labels }, updateMask: { paths: Object.keys(labels).map((k) => `labels.${k}`) } });
         job.offset = job.status === "done" ? desc.size : 0;
         job.total = desc.size;
-      } else {
-        job.total = desc.size;
-        job.status = "downloading";
-        let labels: Record<string, string> = { [distLabelKey]: distLabelVal };
-        if (isMeta) {
-          const m = await reg.fetchManifest(ref, desc);
-          bytes = m.bytes;
-          const ch = childrenOf(desc.mediaType, bytes, matcher, limitOne);
-          if (ch) labels = { ...labels, ...childLabels(ch) };
-          await writeBlob(client, job.key, desc, [bytes], labels, (o) => (job.offset = o));
-        } else {
-          // The registry's body is drained at its own pace (into memory, or a temporary file for
-          // big blobs) and written in 1 MiB messages. Against the REAL containerd, Write streams
-          // stall after a few MiB (many small messages stall sooner): suspected HTTP/2 flow
-          // control in grpc-js on Bun; against ours every size goes through.
-          let spool: string | undefined;
-          try {
-            await writeBlob(
-              client,
-              job.key,
-              desc,
-              async () => {
-                const body = await reg.fetchBlob(ref, desc);
-                if (desc.size <= DEFAULT_CHUNK_SIZE) return [await readAll(body)];
-                spool = join(tmpdir(), `bunker-ctr-fetch-${process.pid}-${randomBytes(6).toString("hex")}`);
-                await Bun.write(spool, new Response(body));
-                return fileChunks(spool);
-              },
-              labels,
-              (o) => (job.offset = o),
-            );
-          } finally {
-            if (spool) rmSync(spool, { force: true });
-          }
-        }
-        job.offset = desc.size;
-        job.status = "done";
       }
       if (bytes) {
         const ch = childrenOf(desc.mediaType, bytes, matcher, limitOne);

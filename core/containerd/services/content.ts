@@ -2,12 +2,15 @@
 // store (core/content/store.ts). A blob is visible in a namespace once it was committed there
 // (or, being already in the store, its writer was opened there with its digest: containerd's
 // "shared" policy); its labels live in the namespace's metadata. Ingest refs are namespaced in the
-// store as "<namespace>/<ref>".
-import { ContentStore, type IngestStatus, type Writer } from "../../content/store";
-import { Code, ErrDef, invalidArgument, isAlreadyExists, notFound, status } from "../errdefs";
+// store as "<namespace>/<ref>". A Write session locks its ref (a second session of the same ref
+// gets Unavailable `ref ... locked for ...` after a short wait; containerd's clients retry), an
+// ingest left by a session that went away is resumed by the next session of its ref at its end,
+// and a session finding the blob already committed in the namespace gets AlreadyExists.
+import { ContentStore, type IngestStatus, parseDigest, type Writer } from "../../content/store";
+import { alreadyExists, Code, ErrDef, failedPrecondition, invalidArgument, isAlreadyExists, notFound, status } from "../errdefs";
 import { parseFilters } from "../filters";
 import { bidiStream, defineService, serverStream, unary } from "../grpc";
-import { type FieldMask, type Timestamp, toTimestamp } from "../types";
+import { type FieldMask, now, type Time, type Timestamp, toTimestamp } from "../types";
 import { type ContentRecord, type MetadataDB, addContent, addToRequestLease, deleteContent, findContent, getContent, listContent, updateContent } from "../../metadata";
 
 interface Info {
@@ -54,6 +57,110 @@ export function commitToNamespace(db: MetadataDB, ns: string, lease: string | un
   });
 }
 
+/** The next request, or done when the client cancelled (so that the writer's lock is released). */
+function nextOrCancel<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  if (signal.aborted) return Promise.resolve({ done: true, value: undefined });
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve({ done: true, value: undefined });
+    signal.addEventListener("abort", onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** containerd's metadata namespacedWriter: an ingest in the store, or a blob shared from it. */
+interface NamespacedWriter {
+  status(): { offset: number; total: number; startedAt: Time; updatedAt: Time };
+  digest(): string;
+  write(data: Uint8Array): number;
+  truncate(): void;
+  /** Verify and make the blob visible in the namespace with `labels`. */
+  commit(size: number, expected: string, labels: Record<string, string>): void;
+  close(): void;
+}
+
+/**
+ * The metadata store's Writer: AlreadyExists `content <dgst>: already exists` when the namespace
+ * has the blob (which then joins the request's lease); a writer over the blob when the shared
+ * store has it with the expected size (committing it only makes it visible here); else the
+ * store's ingest of `<ns>/<ref>`, opened without the expected digest, locked for the session.
+ */
+async function openWriter(store: ContentStore, db: MetadataDB, ns: string, lease: string | undefined, ref: string, total: number, expected: string): Promise<NamespacedWriter> {
+  let shared: { digest: string; size: number } | undefined;
+  if (expected) {
+    parseDigest(expected);
+    if (findContent(db, ns, expected)) {
+      db.write(() => addToRequestLease(db, ns, lease, { type: "content", id: expected }));
+      throw alreadyExists(`content ${expected}`);
+    }
+    if (store.exists(expected)) {
+      const size = store.info(expected).size;
+      if (!total || total === size) shared = { digest: expected, size };
+    }
+  }
+  const sref = nsRef(ns, ref);
+  let w: Writer | undefined = shared ? undefined : await store.writerRetrying(sref, { total });
+  const started = now();
+  const commitRecord = (digest: string, size: number, labels: Record<string, string>) =>
+    db.write(() => {
+      if (findContent(db, ns, digest)) throw alreadyExists(`content ${digest}`);
+      commitToNamespace(db, ns, lease, digest, size, labels);
+    });
+  // A write or truncate of a shared blob first copies what is kept of it into a real ingest.
+  const materialize = (keep: number): Writer => {
+    const nw = store.writer(sref, { total: shared!.size });
+    try {
+      nw.truncate(0);
+      if (keep > 0) for (const c of store.chunksSync(shared!.digest)) nw.write(c);
+    } catch (e) {
+      nw.close();
+      throw e;
+    }
+    shared = undefined;
+    return nw;
+  };
+  return {
+    status: () => (w ? { offset: w.offset, total: w.total, startedAt: w.startedAt, updatedAt: w.updatedAt } : { offset: shared!.size, total: shared!.size, startedAt: started, updatedAt: started }),
+    digest: () => (w ? w.digest() : shared!.digest),
+    write: (data) => {
+      w ??= materialize(shared!.size);
+      return w.write(data);
+    },
+    truncate: () => {
+      if (w) w.truncate(0);
+      else w = materialize(0);
+    },
+    commit: (size, exp, labels) => {
+      if (!w) {
+        if (size !== 0 && size !== shared!.size) throw failedPrecondition(`${JSON.stringify(ref)} failed size validation: ${shared!.size} != ${size}`);
+        if (exp && exp !== shared!.digest) throw failedPrecondition(`${JSON.stringify(ref)} unexpected digest`);
+        commitRecord(shared!.digest, shared!.size, labels);
+        return;
+      }
+      if (size !== 0 && size !== w.offset) throw failedPrecondition(`${JSON.stringify(ref)} failed size validation: ${w.offset} != ${size}`);
+      const n = w.offset;
+      let dgst: string;
+      try {
+        dgst = w.commit(n, exp);
+      } catch (e) {
+        // The store had the blob already (another namespace committed it): the ingest is gone.
+        if (!isAlreadyExists(e)) throw e;
+        dgst = w.digest();
+      }
+      commitRecord(dgst, n, labels);
+    },
+    close: () => w?.close(),
+  };
+}
+
 export const contentService = (store: ContentStore, db: MetadataDB) =>
   defineService("containerd.services.content.v1.Content", {
     Info: unary<{ digest: string }, { info: Info }>((req, ctx) => {
@@ -98,7 +205,7 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
       try {
         st = store.status(nsRef(ns, req.ref));
       } catch (e) {
-        if (e instanceof ErrDef && e.code === Code.NOT_FOUND) throw notFound(`ref ${req.ref}`);
+        if (e instanceof ErrDef && e.code === Code.NOT_FOUND) throw notFound(`could not get status for ref ${JSON.stringify(req.ref)}: reference ${req.ref}`);
         throw e;
       }
       return { status: statusToProto(ns, st) };
@@ -116,7 +223,12 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
     }),
 
     Abort: unary<{ ref: string }, object>((req, ctx) => {
-      store.abort(nsRef(ctx.namespace(), req.ref));
+      try {
+        store.abort(nsRef(ctx.namespace(), req.ref));
+      } catch (e) {
+        if (e instanceof ErrDef && e.code === Code.NOT_FOUND) throw notFound(`reference ${req.ref}`);
+        throw e;
+      }
       return {};
     }),
 
@@ -124,71 +236,61 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
       const ns = ctx.namespace();
       const lease = ctx.lease();
       const it = reqs[Symbol.asyncIterator]();
-      let next = await it.next();
+      let next = await nextOrCancel(it, ctx.signal);
       if (next.done) return;
       let req = next.value;
       if (!req.ref) throw invalidArgument("first message must have a reference");
-      const total0 = Number(req.total || 0);
+      let total = Number(req.total || 0);
       let expected = req.expected || "";
-      if (expected) {
-        if (findContent(db, ns, expected)) throw status(Code.ALREADY_EXISTS, `content ${expected}: already exists`);
-        if (store.exists(expected)) {
-          // Shared policy: the blob is in the store already; it becomes visible here.
-          const size = store.info(expected).size;
-          if (!total0 || total0 === size) {
-            commitToNamespace(db, ns, lease, expected, size, {});
-            throw status(Code.ALREADY_EXISTS, `content ${expected}: already exists`);
-          }
-        }
-      }
-      let wr: Writer;
-      try {
-        wr = store.writer(nsRef(ns, req.ref), { total: total0, expected });
-      } catch (e) {
-        if (isAlreadyExists(e) && expected) throw status(Code.ALREADY_EXISTS, `content ${expected}: already exists`);
-        throw e;
-      }
+      // This locks the ref for the session (a second writer of it waits a moment, then gets
+      // Unavailable; containerd's clients retry until the first is done).
+      const wr = await openWriter(store, db, ns, lease, req.ref, total, expected);
+      // As containerd's service reuses one response message: fields set once stay set.
+      const msg: Record<string, unknown> = {};
       try {
         for (;;) {
-          const msg: Record<string, unknown> = { action: req.action, startedAt: toTimestamp(wr.startedAt), updatedAt: toTimestamp(wr.updatedAt), offset: String(wr.offset) };
-          const total = Number(req.total || 0);
-          if (total > 0) wr.setTotal(total);
+          msg.action = req.action;
+          const ws = wr.status();
+          msg.offset = String(ws.offset);
           if (req.expected) {
-            if (expected && req.expected !== expected) throw invalidArgument(`inconsistent expected digest ${req.expected} != ${expected}`);
             expected = req.expected;
+            if (findContent(db, ns, req.expected)) {
+              // Committed meanwhile (by another writer of another ref): this ingest is moot.
+              wr.close();
+              try {
+                store.abort(nsRef(ns, req.ref));
+              } catch {}
+              throw status(Code.ALREADY_EXISTS, `blob with expected digest ${req.expected} exists`);
+            }
           }
+          if (Number(req.total || 0) > 0) total = Number(req.total);
           switch (req.action) {
             case "STAT":
-              msg.total = String(wr.total);
               msg.digest = wr.digest();
+              msg.startedAt = toTimestamp(ws.startedAt);
+              msg.updatedAt = toTimestamp(ws.updatedAt);
+              msg.total = String(total);
               break;
             case "WRITE":
             case "COMMIT": {
               const off = Number(req.offset || 0);
-              if (off > 0 && off !== wr.offset) throw new ErrDef(Code.OUT_OF_RANGE, `write @${off} must occur at current offset ${wr.offset}`);
-              if (off === 0 && wr.offset > 0) wr.truncate(0);
-              if (req.data?.length) wr.write(req.data);
-              msg.offset = String(wr.offset);
-              msg.updatedAt = toTimestamp(wr.updatedAt);
-              if (req.action === "COMMIT") {
-                let dgst: string;
-                try {
-                  dgst = wr.commit(wr.total, expected);
-                } catch (e) {
-                  if (!isAlreadyExists(e)) throw e;
-                  dgst = wr.digest();
-                }
-                commitToNamespace(db, ns, lease, dgst, wr.offset, req.labels ?? {});
-                msg.digest = dgst;
-                msg.total = String(wr.offset);
+              if (off > 0 && off !== ws.offset) throw new ErrDef(Code.OUT_OF_RANGE, `write @${off} must occur at current offset ${ws.offset}`);
+              let offset = ws.offset;
+              if (off === 0 && ws.offset > 0) {
+                wr.truncate();
+                offset = 0;
               }
+              if (req.data?.length) offset += wr.write(req.data);
+              msg.offset = String(offset);
+              if (req.action === "COMMIT") wr.commit(total, expected, req.labels ?? {});
+              msg.digest = wr.digest();
               break;
             }
             default:
               throw invalidArgument(`unknown write action ${String(req.action)}`);
           }
-          await send(msg);
-          next = await it.next();
+          await send({ ...msg });
+          next = await nextOrCancel(it, ctx.signal);
           if (next.done) return;
           req = next.value;
         }
