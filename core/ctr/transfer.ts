@@ -336,9 +336,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
           await writeBlob(client, job.key, desc, [bytes], labels, (o) => (job.offset = o));
         } else {
           // The registry's body is drained at its own pace (into memory, or a temporary file for
-          // big blobs) and written in 1 MiB messages. Against the REAL containerd, Write streams
-          // stall after a few MiB (many small messages stall sooner): suspected HTTP/2 flow
-          // control in grpc-js on Bun; against ours every size goes through.
+          // big blobs) and written in 1 MiB messages.
           let spool: string | undefined;
           try {
             await writeBlob(
