@@ -3,9 +3,10 @@
 // metadata. Errors come back as ErrDef with the server's message rebased as containerd's
 // errdefs.FromGRPC does ("image \"x\": not found"), so callers can test isNotFound(e).
 import * as grpc from "@grpc/grpc-js";
-import { connect as netConnect } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
 import { Code, ErrDef } from "../containerd/errdefs";
 import { LEASE_KEY, NAMESPACE_KEY, serviceMethod } from "../containerd/grpc";
+import { InitialWindowFixSocket } from "./h2-window";
 
 export const DEFAULT_ADDRESS = "/run/containerd/containerd.sock";
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -61,6 +62,33 @@ function probe(path: string): Promise<string | undefined> {
   });
 }
 
+/**
+ * grpc-js's insecure credentials, except that Bun's HTTP/2 session gets the socket through
+ * InitialWindowFixSocket (see h2-window.ts: Bun does not grow open streams' send windows when
+ * the server raises SETTINGS_INITIAL_WINDOW_SIZE, and long Content.Write streams into Go's
+ * containerd stall). The connector is grpc-js's hook between the connected socket and
+ * http2.connect (SecureConnector in channel-credentials.d.ts).
+ */
+class WindowFixCredentials extends grpc.ChannelCredentials {
+  override compose(): grpc.ChannelCredentials {
+    throw new Error("Cannot compose insecure credentials");
+  }
+  _isSecure(): boolean {
+    return false;
+  }
+  _equals(other: grpc.ChannelCredentials): boolean {
+    return other instanceof WindowFixCredentials;
+  }
+  _createSecureConnector() {
+    return {
+      connect: (socket: Socket) => Promise.resolve({ socket: new InitialWindowFixSocket(socket) as unknown as Socket, secure: false }),
+      waitForReady: () => Promise.resolve(),
+      getCallCredentials: () => grpc.CallCredentials.createEmpty(),
+      destroy: () => {},
+    };
+  }
+}
+
 export class Client {
   private readonly client: grpc.Client;
   readonly address: string;
@@ -71,7 +99,7 @@ export class Client {
     private opts: ClientOptions,
   ) {
     this.address = address;
-    this.client = new grpc.Client(`unix:${socketPath(address)}`, grpc.credentials.createInsecure(), {
+    this.client = new grpc.Client(`unix:${socketPath(address)}`, new WindowFixCredentials(), {
       "grpc.max_receive_message_length": MAX_MESSAGE,
       "grpc.max_send_message_length": MAX_MESSAGE,
     });

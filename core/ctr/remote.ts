@@ -15,9 +15,8 @@ export const SNAPSHOTS = "containerd.services.snapshots.v1.Snapshots";
 export const DIFF = "containerd.services.diff.v1.Diff";
 export const IMAGES = "containerd.services.images.v1.Images";
 
-// 64 KiB messages: with 1 MiB ones (what containerd's Go client sends) a write to the real
-// containerd now and then stalls mid-stream over grpc-js's HTTP/2 flow control.
-const CHUNK = 64 << 10;
+// 1 MiB messages, as containerd's Go client writes them (content.Copy's buffer).
+const CHUNK = 1 << 20;
 
 async function* chunks(data: ReadableStream<Uint8Array> | Uint8Array): AsyncGenerator<Uint8Array> {
   if (data instanceof Uint8Array) {

@@ -1,0 +1,258 @@
+// A workaround, between Bun's node:http2 client session and its socket, for a flow-control bug
+// of Bun's HTTP/2 (seen in 1.4.5: H2FrameParser.handleSettingsFrame in h2_frame_parser.zig).
+//
+// RFC 9113 6.9.2: when the peer changes SETTINGS_INITIAL_WINDOW_SIZE, the send window of every
+// open stream changes by the difference. Bun instead sets a stream's window limit to the new
+// value, and only when that value is above both the stream's limit and the connection's limit
+// so far; a stream that already got a WINDOW_UPDATE keeps its old window. Go's gRPC server
+// (containerd) raises the setting as its BDP estimator sees the window fill (65535, 131704, ...
+// up to 16 MiB) and, believing the stream's window grew with it, sends the next stream
+// WINDOW_UPDATE only after a quarter of the new window has been read. A long client stream
+// (Content.Write) then waits forever with the window the server thinks it has granted unused.
+//
+// The fix: increases of INITIAL_WINDOW_SIZE are taken out of the server's SETTINGS frames before
+// Bun reads them (Bun keeps opening streams with the window it knew), and granted as WINDOW_UPDATE
+// frames handed to Bun instead: the difference for every stream still sending when the setting
+// grows, and (server's value - Bun's) for every stream opened later. Bun then holds the window
+// RFC 9113 gives each stream. A decrease (neither Go's nor grpc-js's servers send one) goes to
+// Bun unchanged; open streams cannot be given less by a WINDOW_UPDATE.
+import { Duplex } from "node:stream";
+import type { Socket } from "node:net";
+
+const PREFACE_LENGTH = 24; // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", sent by the client only
+const HEADER = 9;
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const WINDOW_UPDATE = 0x8;
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const DEFAULT_INITIAL_WINDOW = 65535;
+const MAX_WINDOW = 0x7fffffff;
+
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(HEADER + payload.length);
+  b.writeUIntBE(payload.length, 0, 3);
+  b[3] = type;
+  b[4] = flags;
+  b.writeUInt32BE(stream, 5);
+  payload.copy(b, HEADER);
+  return b;
+}
+
+function windowUpdate(stream: number, increment: number): Buffer {
+  const p = Buffer.allocUnsafe(4);
+  p.writeUInt32BE(increment, 0);
+  return frame(WINDOW_UPDATE, 0, stream, p);
+}
+
+/**
+ * Frame-level bookkeeping of one client connection, separate from the socket for testing:
+ * `outbound` is told what the client writes, `inbound` rewrites what the server sends.
+ */
+export class InitialWindowFix {
+  /** The initial window Bun gives a new stream: the last INITIAL_WINDOW_SIZE it was shown. */
+  private clientInitial = DEFAULT_INITIAL_WINDOW;
+  /** The server's INITIAL_WINDOW_SIZE. */
+  private serverInitial = DEFAULT_INITIAL_WINDOW;
+  /** Streams the client may still send DATA on. */
+  private readonly sending = new Set<number>();
+  private lastStream = 0;
+  private outSkip = PREFACE_LENGTH;
+  private readonly outHeader = Buffer.alloc(HEADER);
+  private outHeaderLength = 0;
+  private inPending: Buffer = Buffer.alloc(0);
+
+  /** Window updates owed to Bun for streams opened by `outbound` (handed over by the caller). */
+  pending: Buffer[] = [];
+
+  /** Scan what the client writes (forwarded unchanged): which streams open and finish sending. */
+  outbound(chunk: Uint8Array): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.outSkip > 0) {
+        const n = Math.min(this.outSkip, chunk.length - i);
+        this.outSkip -= n;
+        i += n;
+        continue;
+      }
+      const n = Math.min(HEADER - this.outHeaderLength, chunk.length - i);
+      this.outHeader.set(chunk.subarray(i, i + n), this.outHeaderLength);
+      this.outHeaderLength += n;
+      i += n;
+      if (this.outHeaderLength < HEADER) return;
+      this.outHeaderLength = 0;
+      const h = this.outHeader;
+      this.outSkip = h.readUIntBE(0, 3);
+      this.onClientFrame(h[3]!, h[4]!, h.readUInt32BE(5) & MAX_WINDOW);
+    }
+  }
+
+  private onClientFrame(type: number, flags: number, stream: number): void {
+    if (type === HEADERS && stream > this.lastStream) {
+      // A new stream: Bun gave it clientInitial, the server serverInitial.
+      this.lastStream = stream;
+      if (flags & END_STREAM) return;
+      this.sending.add(stream);
+      if (this.serverInitial > this.clientInitial) this.pending.push(windowUpdate(stream, this.serverInitial - this.clientInitial));
+      return;
+    }
+    if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) this.sending.delete(stream);
+  }
+
+  /** Rewrite what the server sent; returns what Bun is to read (whole frames only). */
+  inbound(chunk: Buffer): Buffer[] {
+    const buf = this.inPending.length ? Buffer.concat([this.inPending, chunk]) : chunk;
+    const out: Buffer[] = [];
+    let start = 0;
+    let i = 0;
+    while (buf.length - i >= HEADER) {
+      const length = buf.readUIntBE(i, 3);
+      if (buf.length - i < HEADER + length) break;
+      const type = buf[i + 3]!;
+      const flags = buf[i + 4]!;
+      const stream = buf.readUInt32BE(i + 5) & MAX_WINDOW;
+      const end = i + HEADER + length;
+      if (type === SETTINGS && !(flags & ACK) && stream === 0 && length % 6 === 0) {
+        const rewritten = this.onServerSettings(buf.subarray(i + HEADER, end));
+        if (rewritten) {
+          if (i > start) out.push(buf.subarray(start, i));
+          out.push(...rewritten);
+          start = end;
+        }
+      } else if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) {
+        this.sending.delete(stream);
+      }
+      i = end;
+    }
+    if (i > start) out.push(buf.subarray(start, i));
+    this.inPending = i < buf.length ? Buffer.from(buf.subarray(i)) : Buffer.alloc(0);
+    return out;
+  }
+
+  /** What is left of a partial frame when the server's side ends. */
+  rest(): Buffer {
+    const r = this.inPending;
+    this.inPending = Buffer.alloc(0);
+    return r;
+  }
+
+  /** The frames Bun gets for a SETTINGS frame, or undefined to pass it on unchanged. */
+  private onServerSettings(payload: Buffer): Buffer[] | undefined {
+    let value: number | undefined;
+    const kept: Buffer[] = [];
+    for (let j = 0; j < payload.length; j += 6) {
+      if (payload.readUInt16BE(j) === SETTINGS_INITIAL_WINDOW_SIZE) value = payload.readUInt32BE(j + 2);
+      else kept.push(payload.subarray(j, j + 6));
+    }
+    // Nothing to do, or a value over 2^31-1 that Bun is to answer with FLOW_CONTROL_ERROR.
+    if (value === undefined || value > MAX_WINDOW) return undefined;
+    const delta = value - this.serverInitial;
+    this.serverInitial = value;
+    if (value < this.clientInitial) {
+      // A decrease below what Bun opens streams with: Bun has to know it for new streams.
+      const e = Buffer.allocUnsafe(6);
+      e.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
+      e.writeUInt32BE(value, 2);
+      kept.push(e);
+      this.clientInitial = value;
+    }
+    const out = [frame(SETTINGS, 0, 0, Buffer.concat(kept))];
+    if (delta > 0) for (const s of this.sending) out.push(windowUpdate(s, delta));
+    return out;
+  }
+}
+
+/**
+ * The socket as Bun's HTTP/2 session sees it: bytes pass both ways, server SETTINGS rewritten and
+ * window updates added by InitialWindowFix.
+ */
+export class InitialWindowFixSocket extends Duplex {
+  private readonly fix = new InitialWindowFix();
+  /** The server's side ended: nothing more for Bun to read. */
+  private ended = false;
+
+  constructor(private readonly socket: Socket) {
+    super();
+    socket.on("data", (d: Buffer) => {
+      let more = true;
+      for (const b of this.fix.inbound(d)) more = this.push(b);
+      if (!more) socket.pause();
+    });
+    socket.on("end", () => this.end_());
+    socket.on("error", (e) => this.destroy(e));
+    // Closed: once Bun has read what came before (a GOAWAY...), this side closes too.
+    socket.on("close", () => {
+      this.end_();
+      if (this.readableEnded) this.destroy();
+      else this.once("end", () => this.destroy());
+    });
+  }
+
+  private end_(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const r = this.fix.rest();
+    if (r.length) this.push(r);
+    this.push(null);
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.fix.outbound(chunk);
+    // Bun's stream exists once its HEADERS are written: its window updates can follow.
+    if (this.fix.pending.length) {
+      const p = this.fix.pending;
+      this.fix.pending = [];
+      if (!this.ended) for (const b of p) this.push(b);
+    }
+    this.socket.write(chunk, cb);
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.socket.end(cb);
+  }
+
+  override _destroy(e: Error | null, cb: (e: Error | null) => void): void {
+    this.socket.destroy();
+    cb(e);
+  }
+
+  setNoDelay(noDelay?: boolean): this {
+    this.socket.setNoDelay(noDelay);
+    return this;
+  }
+  setKeepAlive(enable?: boolean, delay?: number): this {
+    this.socket.setKeepAlive(enable, delay);
+    return this;
+  }
+  setTimeout(ms: number, cb?: () => void): this {
+    this.socket.setTimeout(ms, cb);
+    return this;
+  }
+  ref(): this {
+    this.socket.ref();
+    return this;
+  }
+  unref(): this {
+    this.socket.unref();
+    return this;
+  }
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+}

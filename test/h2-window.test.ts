@@ -1,0 +1,193 @@
+// core/ctr/h2-window.ts: the client-side workaround for Bun's HTTP/2 not growing open streams'
+// send windows when the server raises SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
+import { describe, expect, test } from "bun:test";
+import http2 from "node:http2";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { InitialWindowFix, InitialWindowFixSocket } from "../core/ctr/h2-window";
+import { waitFor } from "./harness";
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+function settings(entries: [number, number][]): Buffer {
+  const p = Buffer.alloc(entries.length * 6);
+  entries.forEach(([id, v], i) => {
+    p.writeUInt16BE(id, i * 6);
+    p.writeUInt32BE(v, i * 6 + 2);
+  });
+  return frame(4, 0, 0, p);
+}
+const headers = (stream: number, flags = 4) => frame(1, flags, stream, Buffer.from([0x83]));
+const data = (stream: number, n: number, flags = 0) => frame(0, flags, stream, Buffer.alloc(n));
+
+interface Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
+function parse(bufs: Buffer[]): Frame[] {
+  const b = Buffer.concat(bufs);
+  const out: Frame[] = [];
+  for (let i = 0; i < b.length; ) {
+    const len = b.readUIntBE(i, 3);
+    out.push({ type: b[i + 3]!, flags: b[i + 4]!, stream: b.readUInt32BE(i + 5), payload: b.subarray(i + 9, i + 9 + len) });
+    i += 9 + len;
+  }
+  return out;
+}
+const windowUpdates = (fs: Frame[]) => fs.filter((f) => f.type === 8).map((f) => [f.stream, f.payload.readUInt32BE(0)]);
+
+describe("InitialWindowFix", () => {
+  test("a raised INITIAL_WINDOW_SIZE becomes window updates for the streams still sending", () => {
+    const fix = new InitialWindowFix();
+    fix.outbound(Buffer.concat([PREFACE, settings([[4, 65535]]), headers(1), headers(3), data(3, 10, 1), headers(5)]));
+    expect(fix.pending).toEqual([]); // the server's window is still the default
+    const out = parse(fix.inbound(Buffer.concat([frame(8, 0, 0, u32(1000)), settings([[5, 16384], [4, 131704]]), data(1, 5)])));
+    // Order kept, the setting taken out of the SETTINGS frame, the others left in it.
+    expect(out.map((f) => f.type)).toEqual([8, 4, 8, 8, 0]);
+    expect(out[1]!.payload).toEqual(settings([[5, 16384]]).subarray(9));
+    expect(windowUpdates(out.slice(2))).toEqual([
+      [1, 131704 - 65535],
+      [5, 131704 - 65535],
+    ]);
+    // Raised again: only the delta.
+    expect(windowUpdates(parse(fix.inbound(settings([[4, 262144]]))))).toEqual([
+      [1, 262144 - 131704],
+      [5, 262144 - 131704],
+    ]);
+  });
+
+  test("a stream opened after the change gets the difference to what Bun gave it", () => {
+    const fix = new InitialWindowFix();
+    fix.outbound(PREFACE);
+    fix.inbound(settings([[4, 1 << 20]]));
+    fix.outbound(headers(1));
+    expect(windowUpdates(parse(fix.pending))).toEqual([[1, (1 << 20) - 65535]]);
+  });
+
+  test("streams done sending get nothing: END_STREAM either way, RST_STREAM either way", () => {
+    const fix = new InitialWindowFix();
+    fix.outbound(Buffer.concat([PREFACE, headers(1), headers(3), headers(5), headers(7), headers(9)]));
+    fix.outbound(Buffer.concat([data(1, 3, 1), frame(3, 0, 3, u32(8))]));
+    fix.inbound(Buffer.concat([frame(1, 5, 5, Buffer.from([0x88])), frame(3, 0, 7, u32(0))]));
+    expect(windowUpdates(parse(fix.inbound(settings([[4, 100000]]))))).toEqual([[9, 100000 - 65535]]);
+  });
+
+  test("frames split anywhere across chunks, both ways", () => {
+    const fix = new InitialWindowFix();
+    const outBytes = Buffer.concat([PREFACE, headers(1), data(1, 40000), headers(3)]);
+    for (let i = 0; i < outBytes.length; i += 7) fix.outbound(outBytes.subarray(i, i + 7));
+    const inBytes = Buffer.concat([data(1, 20000), settings([[4, 70000]]), frame(6, 0, 0, Buffer.alloc(8))]);
+    const got: Buffer[] = [];
+    for (let i = 0; i < inBytes.length; i += 5) got.push(...fix.inbound(inBytes.subarray(i, i + 5)));
+    const fs = parse(got);
+    expect(fs.map((f) => f.type)).toEqual([0, 4, 8, 8, 6]);
+    expect(fs[0]!.payload.length).toBe(20000);
+    expect(fs[1]!.payload.length).toBe(0);
+    expect(windowUpdates(fs)).toEqual([
+      [1, 70000 - 65535],
+      [3, 70000 - 65535],
+    ]);
+  });
+
+  test("a decrease goes to Bun unchanged; ACKs and other frames pass as they are", () => {
+    const fix = new InitialWindowFix();
+    fix.outbound(Buffer.concat([PREFACE, headers(1)]));
+    const ack = frame(4, 1, 0);
+    expect(Buffer.concat(fix.inbound(ack)).equals(ack)).toBe(true);
+    expect(parse(fix.inbound(settings([[4, 1000]])))).toEqual(parse([settings([[4, 1000]])]));
+    // Back up to 65535: Bun opens streams with 1000 now, so new ones get the difference.
+    expect(parse(fix.inbound(settings([[4, 65535]]))).map((f) => f.type)).toEqual([4, 8]);
+    fix.outbound(headers(3));
+    expect(windowUpdates(parse(fix.pending))).toEqual([[3, 65535 - 1000]]);
+  });
+});
+
+// A raw HTTP/2 server: answers each request with a 200, gives the stream a WINDOW_UPDATE of
+// `grant` (as Go's gRPC server does for a message bigger than the window), raises
+// INITIAL_WINDOW_SIZE to `raise` once 70000 bytes arrived, and counts what the client sends.
+function rawServer(grant: number, raise: number): Promise<{ server: Server; port: number; received: () => number }> {
+  let received = 0;
+  const server = createServer((s) => {
+    let buf = Buffer.alloc(0);
+    let preface = false;
+    let raised = false;
+    s.write(settings([]));
+    s.write(frame(8, 0, 0, u32(64 << 20)));
+    s.on("error", () => {});
+    s.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (!preface) {
+        if (buf.length < 24) return;
+        buf = buf.subarray(24);
+        preface = true;
+      }
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        const type = buf[3]!;
+        const flags = buf[4]!;
+        const stream = buf.readUInt32BE(5);
+        if (buf.length < 9 + len) break;
+        buf = buf.subarray(9 + len);
+        if (type === 4 && !(flags & 1)) s.write(frame(4, 1, 0));
+        if (type === 1) {
+          s.write(frame(1, 4, stream, Buffer.from([0x88])));
+          s.write(frame(8, 0, stream, u32(grant)));
+        }
+        if (type === 0) {
+          received += len;
+          if (received >= 70000 && !raised) {
+            raised = true;
+            s.write(settings([[4, raise]]));
+          }
+        }
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as any).port, received: () => received })));
+}
+
+/** Write `bytes` on one stream over the fix; resolves once `done()` holds (or 3 s passed). */
+async function clientSends(port: number, bytes: number, done: () => boolean): Promise<void> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => new InitialWindowFixSocket(connect(port, "127.0.0.1")) as unknown as Socket });
+  const req = session.request({ ":method": "POST", ":path": "/" });
+  req.on("error", () => {});
+  req.write(Buffer.alloc(bytes));
+  await waitFor(done, 3000, 10);
+  // Then a moment for anything beyond the window, which the assertion would catch.
+  await Bun.sleep(100);
+  session.destroy();
+}
+
+describe("Bun's node:http2 client over InitialWindowFixSocket", () => {
+  // RFC 9113: 65535 + grant + (raise - 65535) = grant + raise may be sent.
+  for (const [grant, raise] of [
+    [100_000, 1 << 20],
+    [1_048_663, 1_079_672], // the numbers of a stalled Content.Write into containerd 1.6
+  ] as const) {
+    test(`stream WINDOW_UPDATE ${grant}, then INITIAL_WINDOW_SIZE 65535 -> ${raise}: the client sends what RFC 9113 allows`, async () => {
+      const want = 2 << 20;
+      const { server, port, received } = await rawServer(grant, raise);
+      try {
+        const allowed = Math.min(want, grant + raise);
+        await clientSends(port, want, () => received() >= allowed);
+        expect(received()).toBe(allowed);
+      } finally {
+        server.close();
+      }
+    });
+  }
+});
