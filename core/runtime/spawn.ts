@@ -17,7 +17,7 @@ import { selfCommand } from "./self";
 export interface InitProcess {
   readonly pid: number;
   readonly exited: Promise<number>;
-  readonly signalCode: string | null;
+  readonly signalCode: string | number | null;
   ref(): void;
   unref(): void;
 }
