@@ -18,7 +18,8 @@ import { ContentStore } from "../core/content/store";
 import { openSnapshotter, type Snapshotter } from "../core/snapshots";
 import { GarbageCollector, type GCStats } from "../core/containerd/gc";
 import { GCScheduler, parseDurationMs, schedulerConfig } from "../core/containerd/gc-scheduler";
-import { addContent, commitSnapshot, createContainer, createImage, createLease, createSnapshot, addLeaseResource, deleteContainer, deleteImage, listContent, listLeases, listSnapshots, MetadataDB } from "../core/metadata";
+import { addContent, commitSnapshot, createContainer, createImage, createLease, createSnapshot, addLeaseResource, deleteContainer, deleteImage, deleteLease, listContent, listLeases, listSnapshots, MetadataDB } from "../core/metadata";
+import { snapshotsService } from "../core/containerd/services/snapshots";
 
 const peerSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 const LEASES = "containerd.services.leases.v1.Leases";
@@ -291,6 +292,42 @@ describe("GarbageCollector over the metadata DB", () => {
     expect(digests("v")).toEqual([]);
     expect(store.exists(a)).toBe(false);
     expect(keys("v")).toEqual(["p"]);
+  });
+
+  test("a collection waits for an in-flight Prepare: the leased child keeps the parent it looked up", async () => {
+    // The parent is referenced by nothing yet; the child will be, by the request's lease. A
+    // collection landing while the snapshotter prepares the child (the service awaits it between
+    // looking the parent up and recording the child) must not sweep the parent under it.
+    await committed("w", "base");
+    createLease(db, "w", "unpack");
+    let entered!: () => void;
+    const inPrepare = new Promise<void>((r) => (entered = r));
+    const slow = new Proxy(sn, {
+      get: (t, k) =>
+        k === "prepare"
+          ? async (...a: Parameters<Snapshotter["prepare"]>) => {
+              entered();
+              await sleep(150);
+              return t.prepare(...a);
+            }
+          : (t as any)[k]?.bind?.(t) ?? (t as any)[k],
+    });
+    const svc = snapshotsService(new Map([["native", slow as Snapshotter]]), db);
+    const ctx = { namespace: () => "w", lease: () => "unpack", log: { warn() {}, info() {}, debug() {} } };
+    const prepare = (svc.handlers.Prepare!.fn as (req: unknown, ctx: unknown) => Promise<unknown>)({ snapshotter: "native", key: "child", parent: "base", labels: {} }, ctx);
+    await inPrepare;
+    const collected = gc.collect();
+    await prepare;
+    await collected;
+    const snaps = listSnapshots(db, "w", "native");
+    expect(snaps.map((s) => [s.key, s.parent]).sort()).toEqual([["base", ""], ["child", "base"]]);
+    const backingKeys = new Set((await sn.walk()).map((i) => i.name));
+    for (const s of snaps) expect(backingKeys.has(s.backingKey)).toBe(true);
+    // Once the lease goes, both go.
+    deleteLease(db, "w", "unpack");
+    await gc.collect();
+    expect(keys("w")).toEqual([]);
+    for (const s of snaps) expect((await sn.walk()).some((i) => i.name === s.backingKey)).toBe(false);
   });
 
   test("recent orphans (a write between the store and the DB) stay; old ones go", async () => {

@@ -120,7 +120,15 @@ export class GarbageCollector {
     return this.pending;
   }
 
-  private async run(opts: CollectOptions): Promise<GCStats> {
+  // Under db.gcLock (exclusive): no snapshot Prepare/Commit/Remove is midway while this marks,
+  // sweeps and removes backing snapshots. Content needs no lock: its writers commit a blob and
+  // record it (and add it to their lease) without yielding, and the mark, the sweep and the blob
+  // removal below run without yielding either.
+  private run(opts: CollectOptions): Promise<GCStats> {
+    return this.db.gcLock.exclusive(() => this.runLocked(opts));
+  }
+
+  private async runLocked(opts: CollectOptions): Promise<GCStats> {
     const start = performance.now();
     const plan = this.db.write(() => this.markAndSweep());
     const cutoff = opts.orphanBefore ?? Date.now() - ORPHAN_GRACE_MS;
