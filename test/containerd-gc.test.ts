@@ -374,7 +374,7 @@ describe("GarbageCollector: abandoned ingests", () => {
 describe("GCScheduler", () => {
   const fake = () => {
     const calls: unknown[] = [];
-    const stats: GCStats = { contentRecords: 0, snapshotRecords: 0, ingestRecords: 0, leases: 0, blobs: 0, snapshots: 0, ingests: 0, durationMs: 0 };
+    const stats: GCStats = { contentRecords: 0, snapshotRecords: 0, ingestRecords: 0, leases: 0, blobs: 0, snapshots: 0, ingests: 0, metaMs: 0, durationMs: 0 };
     const gc = { collect: async (o: unknown) => (calls.push(o), stats) } as unknown as GarbageCollector;
     return { gc, calls };
   };
@@ -398,6 +398,25 @@ describe("GCScheduler", () => {
       expect(calls.length).toBe(1);
       await s.scheduleAndWait();
       expect(calls.length).toBe(2);
+    } finally {
+      s.stop();
+    }
+  });
+
+  test("pause_threshold paces by the collections' mean pause (metaMs), as containerd does, not their wall time", async () => {
+    const calls: unknown[] = [];
+    let metaMs = 2;
+    const gc = { collect: async (o: unknown) => (calls.push(o), { contentRecords: 0, snapshotRecords: 0, ingestRecords: 0, leases: 0, blobs: 0, snapshots: 0, ingests: 0, metaMs, durationMs: 4000 }) } as unknown as GarbageCollector;
+    const s = new GCScheduler(gc, schedulerConfig({}));
+    try {
+      expect(s.interval()).toBe(0);
+      await s.scheduleAndWait();
+      expect(s.interval()).toBeCloseTo(2 / 0.02 - 2); // 98 ms, however long the whole run took
+      metaMs = 6;
+      await s.scheduleAndWait();
+      expect(s.interval()).toBeCloseTo(4 / 0.02 - 4); // the mean of 2 and 6
+      s.deleted();
+      expect(await waitFor(() => calls.length === 3, 2_000, 10)).toBe(true);
     } finally {
       s.stop();
     }
