@@ -54,17 +54,28 @@ class Daemon extends OurContainerd {
 
 const rows = (out: string) => out.trim().split("\n").slice(1).filter(Boolean).map((l) => l.trim().split(/\s+/));
 
-// Skipped: in about 2 of 7 full-suite runs, right after one `ctr images import` the namespace
-// showed 5 content rows and 2 overlayfs snapshots instead of 3 and 1, and the later tests cascaded.
-// The suspect is the scheduler's start-up collection racing the import (content committed under
-// the import's lease may not be recorded on that lease). Until that is found, enable it with
-// BUNKER_GC_DAEMON_TESTS=1. The collector itself stays covered by the in-process tests below.
-describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our containerd, driven by the real ctr", () => {
+// Each test imports the busybox archive with the real ctr and waits for the scheduler to collect
+// what only the import's lease held: ctr's importer stores every file of the archive except
+// oci-layout and manifest.json as a blob under that lease, so index.json and the docker
+// `repositories` file are content too until the lease is gone (ctr deletes it without sync) and
+// the next scheduled collection runs. That may be after `ctr images import` returned: real
+// containerd 1.6 lists those 5 blobs right after an import whenever its next collection is not
+// due yet (pause_threshold pacing), and so does ours. (Asserting 3 right away flaked on loaded
+// machines.)
+describe("garbage collection of our containerd, driven by the real ctr", () => {
   let d: Daemon;
   const img = busyboxImage();
   const chainID = img.layerDigest;
   const all = [img.manifestDigest, img.configDigest, img.layerDigest];
   const onDisk = () => all.filter((dg) => existsSync(d.blob(dg)));
+  const contentOf = (ns: string) => rows(d.ok(ns, "content", "ls")).map((r) => r[0]!).sort();
+
+  /** `ctr images import`, then the collection of the import's leftovers: just the image's blobs stay. */
+  const importImage = async (ns: string, ...flags: string[]) => {
+    d.ok(ns, "images", "import", ...flags, img.archive);
+    await waitFor(() => contentOf(ns).length <= all.length, 10_000, 50);
+    expect(contentOf(ns)).toEqual([...all].sort());
+  };
 
   beforeAll(async () => {
     if (!existsSync(OUR_CONTAINERD)) throw new Error(`${OUR_CONTAINERD} missing: build with node_modules/.bin/bun run build.ts`);
@@ -80,8 +91,8 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
     expect(d.ok("default", "plugins", "ls")).toMatch(/io\.containerd\.gc\.v1\s+scheduler\s+.*ok/);
   });
 
-  test.skipIf(!!peerSkip)("images rm --sync removes the blobs and the snapshot, from the metadata and from disk", () => {
-    d.ok("g1", "images", "import", img.archive);
+  test.skipIf(!!peerSkip)("images rm --sync removes the blobs and the snapshot, from the metadata and from disk", async () => {
+    await importImage("g1");
     expect(onDisk()).toEqual(all);
     expect(d.snapshotDirs("overlayfs").length).toBe(1);
     expect(rows(d.ok("g1", "snapshots", "ls"))).toEqual([[chainID, "Committed"]]);
@@ -95,9 +106,9 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
     expect(d.log()).toContain("garbage collected");
   }, 60_000);
 
-  test.skipIf(!!peerSkip)("an image in two namespaces keeps its blobs until both are removed", () => {
-    d.ok("g2a", "images", "import", img.archive);
-    d.ok("g2b", "images", "import", "--snapshotter", "native", img.archive);
+  test.skipIf(!!peerSkip)("an image in two namespaces keeps its blobs until both are removed", async () => {
+    await importImage("g2a");
+    await importImage("g2b", "--snapshotter", "native");
     expect(d.snapshotDirs("overlayfs").length).toBe(1);
     expect(d.snapshotDirs("native").length).toBe(1);
 
@@ -116,7 +127,7 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
   }, 60_000);
 
   test.skipIf(!!peerSkip)("a lease holds content (and what its labels reference) until leases rm --sync", async () => {
-    d.ok("g3", "images", "import", img.archive);
+    await importImage("g3");
     d.ok("g3", "leases", "create", "--id", "hold");
     await d.addResource("g3", "hold", { id: img.configDigest, type: "content" });
 
@@ -134,8 +145,8 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
     expect(d.snapshotDirs("overlayfs")).toEqual([]);
   }, 60_000);
 
-  test.skipIf(!!peerSkip)("content labelled containerd.io/gc.root survives", () => {
-    d.ok("g4", "images", "import", img.archive);
+  test.skipIf(!!peerSkip)("content labelled containerd.io/gc.root survives", async () => {
+    await importImage("g4");
     d.ok("g4", "content", "label", img.layerDigest, "containerd.io/gc.root=2026-01-01T00:00:00Z");
     d.ok("g4", "images", "rm", "--sync", BUSYBOX_REF);
     expect(onDisk()).toEqual([img.layerDigest]);
@@ -152,7 +163,7 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
   }, 60_000);
 
   test.skipIf(!!peerSkip)("an expired lease and what it held are collected by the scheduler; so is a plain images rm", async () => {
-    d.ok("g5", "images", "import", img.archive);
+    await importImage("g5");
     d.ok("g5", "leases", "create", "--id", "short", "--expires", "4s");
     await d.addResource("g5", "short", { id: img.manifestDigest, type: "content" });
     d.ok("g5", "leases", "create", "--id", "long");
@@ -172,7 +183,7 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
   }, 60_000);
 
   test.skipIf(!!peerSkip)("orphans a crash left on disk go at the next startup; recorded data stays", async () => {
-    d.ok("g6", "images", "import", img.archive);
+    await importImage("g6");
     await d.kill();
     // A blob no namespace records (as if a crash hit between the DB commit and the removal).
     const data = Buffer.from(`orphan ${rand()}\n`);
