@@ -18,7 +18,8 @@ import { ContentStore } from "../core/content/store";
 import { openSnapshotter, type Snapshotter } from "../core/snapshots";
 import { GarbageCollector, type GCStats } from "../core/containerd/gc";
 import { GCScheduler, parseDurationMs, schedulerConfig } from "../core/containerd/gc-scheduler";
-import { addContent, commitSnapshot, createContainer, createImage, createLease, createSnapshot, addLeaseResource, deleteContainer, deleteImage, listContent, listLeases, listSnapshots, MetadataDB } from "../core/metadata";
+import { addContent, commitSnapshot, createContainer, createImage, createLease, createSnapshot, addLeaseResource, deleteContainer, deleteImage, deleteLease, listContent, listLeases, listSnapshots, MetadataDB } from "../core/metadata";
+import { snapshotsService } from "../core/containerd/services/snapshots";
 
 const peerSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 const LEASES = "containerd.services.leases.v1.Leases";
@@ -53,17 +54,28 @@ class Daemon extends OurContainerd {
 
 const rows = (out: string) => out.trim().split("\n").slice(1).filter(Boolean).map((l) => l.trim().split(/\s+/));
 
-// Skipped: in about 2 of 7 full-suite runs, right after one `ctr images import` the namespace
-// showed 5 content rows and 2 overlayfs snapshots instead of 3 and 1, and the later tests cascaded.
-// The suspect is the scheduler's start-up collection racing the import (content committed under
-// the import's lease may not be recorded on that lease). Until that is found, enable it with
-// BUNKER_GC_DAEMON_TESTS=1. The collector itself stays covered by the in-process tests below.
-describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our containerd, driven by the real ctr", () => {
+// Each test imports the busybox archive with the real ctr and waits for the scheduler to collect
+// what only the import's lease held: ctr's importer stores every file of the archive except
+// oci-layout and manifest.json as a blob under that lease, so index.json and the docker
+// `repositories` file are content too until the lease is gone (ctr deletes it without sync) and
+// the next scheduled collection runs. That may be after `ctr images import` returned: real
+// containerd 1.6 lists those 5 blobs right after an import whenever its next collection is not
+// due yet (pause_threshold pacing), and so does ours. (Asserting 3 right away flaked on loaded
+// machines.)
+describe("garbage collection of our containerd, driven by the real ctr", () => {
   let d: Daemon;
   const img = busyboxImage();
   const chainID = img.layerDigest;
   const all = [img.manifestDigest, img.configDigest, img.layerDigest];
   const onDisk = () => all.filter((dg) => existsSync(d.blob(dg)));
+  const contentOf = (ns: string) => rows(d.ok(ns, "content", "ls")).map((r) => r[0]!).sort();
+
+  /** `ctr images import`, then the collection of the import's leftovers: just the image's blobs stay. */
+  const importImage = async (ns: string, ...flags: string[]) => {
+    d.ok(ns, "images", "import", ...flags, img.archive);
+    await waitFor(() => contentOf(ns).length <= all.length, 10_000, 50);
+    expect(contentOf(ns)).toEqual([...all].sort());
+  };
 
   beforeAll(async () => {
     if (!existsSync(OUR_CONTAINERD)) throw new Error(`${OUR_CONTAINERD} missing: build with node_modules/.bin/bun run build.ts`);
@@ -79,8 +91,8 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
     expect(d.ok("default", "plugins", "ls")).toMatch(/io\.containerd\.gc\.v1\s+scheduler\s+.*ok/);
   });
 
-  test.skipIf(!!peerSkip)("images rm --sync removes the blobs and the snapshot, from the metadata and from disk", () => {
-    d.ok("g1", "images", "import", img.archive);
+  test.skipIf(!!peerSkip)("images rm --sync removes the blobs and the snapshot, from the metadata and from disk", async () => {
+    await importImage("g1");
     expect(onDisk()).toEqual(all);
     expect(d.snapshotDirs("overlayfs").length).toBe(1);
     expect(rows(d.ok("g1", "snapshots", "ls"))).toEqual([[chainID, "Committed"]]);
@@ -94,9 +106,9 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
     expect(d.log()).toContain("garbage collected");
   }, 60_000);
 
-  test.skipIf(!!peerSkip)("an image in two namespaces keeps its blobs until both are removed", () => {
-    d.ok("g2a", "images", "import", img.archive);
-    d.ok("g2b", "images", "import", "--snapshotter", "native", img.archive);
+  test.skipIf(!!peerSkip)("an image in two namespaces keeps its blobs until both are removed", async () => {
+    await importImage("g2a");
+    await importImage("g2b", "--snapshotter", "native");
     expect(d.snapshotDirs("overlayfs").length).toBe(1);
     expect(d.snapshotDirs("native").length).toBe(1);
 
@@ -115,7 +127,7 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
   }, 60_000);
 
   test.skipIf(!!peerSkip)("a lease holds content (and what its labels reference) until leases rm --sync", async () => {
-    d.ok("g3", "images", "import", img.archive);
+    await importImage("g3");
     d.ok("g3", "leases", "create", "--id", "hold");
     await d.addResource("g3", "hold", { id: img.configDigest, type: "content" });
 
@@ -133,8 +145,8 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
     expect(d.snapshotDirs("overlayfs")).toEqual([]);
   }, 60_000);
 
-  test.skipIf(!!peerSkip)("content labelled containerd.io/gc.root survives", () => {
-    d.ok("g4", "images", "import", img.archive);
+  test.skipIf(!!peerSkip)("content labelled containerd.io/gc.root survives", async () => {
+    await importImage("g4");
     d.ok("g4", "content", "label", img.layerDigest, "containerd.io/gc.root=2026-01-01T00:00:00Z");
     d.ok("g4", "images", "rm", "--sync", BUSYBOX_REF);
     expect(onDisk()).toEqual([img.layerDigest]);
@@ -151,7 +163,7 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
   }, 60_000);
 
   test.skipIf(!!peerSkip)("an expired lease and what it held are collected by the scheduler; so is a plain images rm", async () => {
-    d.ok("g5", "images", "import", img.archive);
+    await importImage("g5");
     d.ok("g5", "leases", "create", "--id", "short", "--expires", "4s");
     await d.addResource("g5", "short", { id: img.manifestDigest, type: "content" });
     d.ok("g5", "leases", "create", "--id", "long");
@@ -171,7 +183,7 @@ describe.skipIf(!process.env.BUNKER_GC_DAEMON_TESTS)("garbage collection of our 
   }, 60_000);
 
   test.skipIf(!!peerSkip)("orphans a crash left on disk go at the next startup; recorded data stays", async () => {
-    d.ok("g6", "images", "import", img.archive);
+    await importImage("g6");
     await d.kill();
     // A blob no namespace records (as if a crash hit between the DB commit and the removal).
     const data = Buffer.from(`orphan ${rand()}\n`);
@@ -293,6 +305,42 @@ describe("GarbageCollector over the metadata DB", () => {
     expect(keys("v")).toEqual(["p"]);
   });
 
+  test("a collection waits for an in-flight Prepare: the leased child keeps the parent it looked up", async () => {
+    // The parent is referenced by nothing yet; the child will be, by the request's lease. A
+    // collection landing while the snapshotter prepares the child (the service awaits it between
+    // looking the parent up and recording the child) must not sweep the parent under it.
+    await committed("w", "base");
+    createLease(db, "w", "unpack");
+    let entered!: () => void;
+    const inPrepare = new Promise<void>((r) => (entered = r));
+    const slow = new Proxy(sn, {
+      get: (t, k) =>
+        k === "prepare"
+          ? async (...a: Parameters<Snapshotter["prepare"]>) => {
+              entered();
+              await sleep(150);
+              return t.prepare(...a);
+            }
+          : (t as any)[k]?.bind?.(t) ?? (t as any)[k],
+    });
+    const svc = snapshotsService(new Map([["native", slow as Snapshotter]]), db);
+    const ctx = { namespace: () => "w", lease: () => "unpack", log: { warn() {}, info() {}, debug() {} } };
+    const prepare = (svc.handlers.Prepare!.fn as (req: unknown, ctx: unknown) => Promise<unknown>)({ snapshotter: "native", key: "child", parent: "base", labels: {} }, ctx);
+    await inPrepare;
+    const collected = gc.collect();
+    await prepare;
+    await collected;
+    const snaps = listSnapshots(db, "w", "native");
+    expect(snaps.map((s) => [s.key, s.parent]).sort()).toEqual([["base", ""], ["child", "base"]]);
+    const backingKeys = new Set((await sn.walk()).map((i) => i.name));
+    for (const s of snaps) expect(backingKeys.has(s.backingKey)).toBe(true);
+    // Once the lease goes, both go.
+    deleteLease(db, "w", "unpack");
+    await gc.collect();
+    expect(keys("w")).toEqual([]);
+    for (const s of snaps) expect((await sn.walk()).some((i) => i.name === s.backingKey)).toBe(false);
+  });
+
   test("recent orphans (a write between the store and the DB) stay; old ones go", async () => {
     const data = Buffer.from(`orphan ${rand()}`);
     const dg = `sha256:${createHash("sha256").update(data).digest("hex")}`;
@@ -337,7 +385,7 @@ describe("GarbageCollector: abandoned ingests", () => {
 describe("GCScheduler", () => {
   const fake = () => {
     const calls: unknown[] = [];
-    const stats: GCStats = { contentRecords: 0, snapshotRecords: 0, ingestRecords: 0, leases: 0, blobs: 0, snapshots: 0, ingests: 0, durationMs: 0 };
+    const stats: GCStats = { contentRecords: 0, snapshotRecords: 0, ingestRecords: 0, leases: 0, blobs: 0, snapshots: 0, ingests: 0, metaMs: 0, durationMs: 0 };
     const gc = { collect: async (o: unknown) => (calls.push(o), stats) } as unknown as GarbageCollector;
     return { gc, calls };
   };
@@ -361,6 +409,25 @@ describe("GCScheduler", () => {
       expect(calls.length).toBe(1);
       await s.scheduleAndWait();
       expect(calls.length).toBe(2);
+    } finally {
+      s.stop();
+    }
+  });
+
+  test("pause_threshold paces by the collections' mean pause (metaMs), as containerd does, not their wall time", async () => {
+    const calls: unknown[] = [];
+    let metaMs = 2;
+    const gc = { collect: async (o: unknown) => (calls.push(o), { contentRecords: 0, snapshotRecords: 0, ingestRecords: 0, leases: 0, blobs: 0, snapshots: 0, ingests: 0, metaMs, durationMs: 4000 }) } as unknown as GarbageCollector;
+    const s = new GCScheduler(gc, schedulerConfig({}));
+    try {
+      expect(s.interval()).toBe(0);
+      await s.scheduleAndWait();
+      expect(s.interval()).toBeCloseTo(2 / 0.02 - 2); // 98 ms, however long the whole run took
+      metaMs = 6;
+      await s.scheduleAndWait();
+      expect(s.interval()).toBeCloseTo(4 / 0.02 - 4); // the mean of 2 and 6
+      s.deleted();
+      expect(await waitFor(() => calls.length === 3, 2_000, 10)).toBe(true);
     } finally {
       s.stop();
     }

@@ -17,11 +17,13 @@ export class OurContainerd {
 
   async start(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
+    // A restart appends to the same log: only a boot message after this point counts.
+    const from = this.log().length;
     const fd = openSync(this.logFile, "a");
     this.proc = Bun.spawn([OUR_CONTAINERD, "--root", this.root, "--state", join(this.dir, "state"), "--address", this.address, "--log-level", "debug"], { stdin: "ignore", stdout: fd, stderr: fd });
     closeSync(fd);
-    const up = await waitFor(() => this.log().includes("successfully booted") || this.proc!.exitCode !== null, 15_000, 20);
-    if (!up || this.proc.exitCode !== null) throw new Error(`our containerd did not start:\n${this.log()}`);
+    const up = await waitFor(() => this.log().slice(from).includes("successfully booted") || this.proc!.exitCode !== null, 15_000, 20);
+    if (!up || this.proc.exitCode !== null) throw new Error(`our containerd did not start:\n${this.log().slice(from)}`);
   }
 
   async kill(): Promise<void> {

@@ -6,8 +6,11 @@
 //     schedule_delay; after mutation_threshold mutations;
 //   - when the earliest lease expiry (containerd.io/gc.expire) passes;
 //   - on demand (ScheduleAndWait: images/leases Delete with sync).
-// pause_threshold bounds the share of time spent collecting: the next scheduled (not on-demand)
-// collection waits at least duration / pause_threshold after the previous one.
+// pause_threshold bounds the share of time spent collecting: as in containerd, the next scheduled
+// (not on-demand) collection waits avg / pause_threshold - avg after the previous one, avg being
+// the mean time collections held everything else up (GCStats.metaMs, containerd's MetaD; not the
+// wall time of the whole collection, whose asynchronous removal of backing snapshots interleaves
+// with other requests and, on a busy machine, would push the next collection seconds away).
 import { type CollectOptions, GarbageCollector, type GCStats } from "./gc";
 import { compareTime, now } from "./types";
 import { expiredLeases } from "../metadata";
@@ -65,7 +68,9 @@ export class GCScheduler {
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEnd = 0;
   private readonly created = Date.now();
-  private lastDuration = 0;
+  /** containerd's gcTime and collections: the mean pause paces the scheduled collections. */
+  private pauseSum = 0;
+  private collections = 0;
   private stopped = false;
   /** Stats of the last collection (tests, debugging). */
   last?: GCStats;
@@ -116,9 +121,7 @@ export class GCScheduler {
 
   private schedule(delayMs: number, opts: CollectOptions = {}): void {
     if (this.stopped) return;
-    // pause_threshold: don't spend more than that share of the time collecting.
-    const minGap = this.cfg.pauseThreshold > 0 ? this.lastDuration / this.cfg.pauseThreshold : 0;
-    const at = Math.max(Date.now() + delayMs, this.lastEnd + Math.min(minGap, 5_000));
+    const at = Math.max(Date.now() + delayMs, this.lastEnd + this.interval());
     if (this.timer && at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
@@ -135,9 +138,21 @@ export class GCScheduler {
     const st = await this.gc.collect(opts);
     this.last = st;
     this.lastEnd = Date.now();
-    this.lastDuration = st.durationMs;
+    this.pauseSum += st.metaMs;
+    this.collections++;
     this.scheduleExpiry(st);
     return st;
+  }
+
+  /**
+   * pause_threshold: don't spend more than that share of the time collecting (containerd's
+   * interval = avg/threshold - avg; bounded here at 5 s).
+   */
+  interval(): number {
+    const pt = this.cfg.pauseThreshold;
+    if (pt <= 0 || !this.collections) return 0;
+    const avg = this.pauseSum / this.collections;
+    return Math.min(Math.max(0, avg / pt - avg), 5_000);
   }
 
   private scheduleExpiry(st: GCStats): void {

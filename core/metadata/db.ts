@@ -160,8 +160,65 @@ export function stringifyMap(m: Record<string, string> | undefined | null, opts:
 export const timeText = (t: Time = now()) => formatRFC3339(t);
 export const textTime = (s: string) => parseRFC3339(s);
 
+/**
+ * containerd's metadata "wlock" (metadata.DB.wlock): an operation that does snapshotter work between
+ * checking records and writing its own (snapshot Prepare/View, Commit, Remove: async, the event
+ * loop runs other requests meanwhile) holds it shared from the check to the record; a garbage
+ * collection holds it exclusively from its mark to its last removal from disk. So a collection
+ * never sweeps, say, the parent an in-flight Prepare already looked up, nor removes the backing
+ * snapshot of a key about to be recorded: it runs before the operation started or after it
+ * recorded (and added to its lease) what it made. Writer-preferring: once a collection waits, new
+ * operations queue behind it, so a stream of them cannot starve it. Not reentrant: code holding
+ * it must not wait for a collection (images/leases Delete with sync do not hold it).
+ */
+export class GCLock {
+  private readers = 0;
+  private writer = false;
+  private readonly queue: { exclusive: boolean; wake: () => void }[] = [];
+
+  async shared<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.writer || this.queue.length) await new Promise<void>((wake) => this.queue.push({ exclusive: false, wake }));
+    else this.readers++;
+    try {
+      return await fn();
+    } finally {
+      this.readers--;
+      this.drain();
+    }
+  }
+
+  async exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.writer || this.readers || this.queue.length) await new Promise<void>((wake) => this.queue.push({ exclusive: true, wake }));
+    else this.writer = true;
+    try {
+      return await fn();
+    } finally {
+      this.writer = false;
+      this.drain();
+    }
+  }
+
+  /** Hand the lock to the waiters in order (counts are taken for them before they wake). */
+  private drain(): void {
+    while (!this.writer && this.queue.length) {
+      const next = this.queue[0]!;
+      if (next.exclusive) {
+        if (this.readers) return;
+        this.queue.shift();
+        this.writer = true;
+      } else {
+        this.queue.shift();
+        this.readers++;
+      }
+      next.wake();
+    }
+  }
+}
+
 export class MetadataDB {
   readonly db: Database;
+  /** Held shared by snapshot operations across their snapshotter work, exclusively by the GC. */
+  readonly gcLock = new GCLock();
 
   private constructor(readonly path: string) {
     this.db = new Database(path, { create: true, strict: true });

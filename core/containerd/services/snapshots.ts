@@ -58,7 +58,12 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
     if (!s) throw notFound(`snapshot ${key} does not exist`);
     return s;
   };
-  const create = async (kind: "active" | "view", req: { snapshotter: string; key: string; parent: string; labels: Record<string, string> }, ns: string, lease: string | undefined) => {
+  // Prepare/View, Commit and Remove hold db.gcLock shared from their first look at the records to
+  // their last write: a collection in between could sweep the parent just looked up, or remove
+  // the backing snapshot about to be recorded (and added to the request's lease).
+  const create = (kind: "active" | "view", req: { snapshotter: string; key: string; parent: string; labels: Record<string, string> }, ns: string, lease: string | undefined) =>
+    db.gcLock.shared(() => createLocked(kind, req, ns, lease));
+  const createLocked = async (kind: "active" | "view", req: { snapshotter: string; key: string; parent: string; labels: Record<string, string> }, ns: string, lease: string | undefined) => {
     const [name, sn] = pick(req.snapshotter);
     if (!req.key) throw invalidArgument("key must not be empty");
     if (findSnapshot(db, ns, name, req.key)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.key)}: already exists`);
@@ -94,7 +99,7 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
       return { mounts: mountsToProto(await sn.mounts(s.backingKey)) };
     }),
 
-    Commit: unary<{ snapshotter: string; name: string; key: string; labels: Record<string, string> }, object>(async (req, ctx) => {
+    Commit: unary<{ snapshotter: string; name: string; key: string; labels: Record<string, string> }, object>((req, ctx) => db.gcLock.shared(async () => {
       const ns = ctx.namespace();
       const [name, sn] = pick(req.snapshotter);
       const s = get(ns, name, req.key);
@@ -108,16 +113,16 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
         addToRequestLease(db, ns, ctx.lease(), { type: `snapshots/${name}`, id: req.name });
       });
       return {};
-    }),
+    })),
 
-    Remove: unary<{ snapshotter: string; key: string }, object>(async (req, ctx) => {
+    Remove: unary<{ snapshotter: string; key: string }, object>((req, ctx) => db.gcLock.shared(async () => {
       const ns = ctx.namespace();
       const [name, sn] = pick(req.snapshotter);
       get(ns, name, req.key);
       const rec = removeSnapshot(db, ns, name, req.key);
       await sn.remove(rec.backingKey).catch((e) => ctx.log.warn("remove backing snapshot", { key: rec.backingKey, error: String(e) }));
       return {};
-    }),
+    })),
 
     Stat: unary<{ snapshotter: string; key: string }, { info: Info }>((req, ctx) => {
       const [name] = pick(req.snapshotter);
