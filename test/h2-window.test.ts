@@ -1,9 +1,9 @@
-// core/ctr/h2-window.ts: the client-side workaround for Bun's HTTP/2 not growing open streams'
+// core/h2/initial-window.ts: the client-side workaround for Bun's HTTP/2 not growing open streams'
 // send windows when the server raises SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
 import { describe, expect, test } from "bun:test";
 import http2 from "node:http2";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { InitialWindowFix, InitialWindowFixSocket } from "../core/ctr/h2-window";
+import { InitialWindowFix, InitialWindowFixSocket } from "../core/h2/initial-window";
 import { waitFor } from "./harness";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
