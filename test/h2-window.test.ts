@@ -2,10 +2,16 @@
 // windows when the peer raises SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2), on both sides: our
 // clients (ctr, dockerd) writing into Go's containerd, our containerd answering Go's ctr.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
 import { InitialWindowFix, InitialWindowFixSocket } from "../core/h2/initial-window";
-import { waitFor } from "./harness";
+import { tar } from "./fixtures/tiny-tar";
+import { exec, waitFor } from "./harness";
+import { OUR_CONTAINERD, OurContainerd, REAL_CTR } from "./our-containerd";
+import { ensurePeerPackages } from "./peers";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -340,4 +346,72 @@ describe("Bun's node:http2 server over InitialWindowFixSocket", () => {
       expect(await rawClient(port, grant, raise, (n) => n >= allowed)).toBe(allowed);
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Our containerd and the real ctr (Go's gRPC client, BDP window tuning on).
+
+const peerSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
+
+const sha256 = (b: Uint8Array | string) => "sha256:" + createHash("sha256").update(b).digest("hex");
+
+/**
+ * An OCI archive whose image config is `configBytes` large: `ctr images import` reads the config
+ * with content.ReadBlob, one Content.Read stream of the whole blob, while its client raises the
+ * window (`ctr content get` reads in 32 KiB calls, each within the first window).
+ */
+function bigConfigArchive(path: string, ref: string, configBytes: number): { config: string } {
+  const layer = Buffer.from(tar({ "hello.txt": "hello\n" }));
+  const base = { architecture: "amd64", os: "linux", config: { Labels: { pad: "" } }, rootfs: { type: "layers", diff_ids: [sha256(layer)] } };
+  const pad = "x".repeat(configBytes - JSON.stringify(base).length);
+  const config = JSON.stringify({ ...base, config: { Labels: { pad } } });
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(layer), size: layer.length }],
+  });
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(manifest), size: manifest.length, annotations: { "io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref } }],
+  });
+  const blob = (s: string) => `blobs/sha256/${sha256(s).slice(7)}`;
+  // tiny-tar takes text: the layer (a tar of ASCII) is all bytes below 0x80.
+  const layerText = layer.toString("latin1");
+  writeFileSync(path, tar({ "oci-layout": '{"imageLayoutVersion":"1.0.0"}', "index.json": index, [blob(manifest)]: manifest, [blob(config)]: config, [blob(layerText)]: layerText }));
+  return { config: sha256(config) };
+}
+
+describe("our containerd answering the real ctr: long responses while its window grows", () => {
+  let d: OurContainerd;
+  beforeAll(async () => {
+    if (!existsSync(OUR_CONTAINERD)) throw new Error(`${OUR_CONTAINERD} missing: build with node_modules/.bin/bun run build.ts`);
+    d = new OurContainerd();
+    await d.start();
+  }, 30_000);
+  afterAll(async () => {
+    await d?.cleanup();
+  });
+
+  test.skipIf(!!peerSkip)("ctr images import of an image with a 24 MiB config (one Content.Read of it), and content get of it, 3 times", () => {
+    const ref = "docker.io/library/bigconfig:v1";
+    const archive = join(d.dir, "bigconfig.tar");
+    const { config } = bigConfigArchive(archive, ref, 24 << 20);
+    for (let i = 0; i < 3; i++) {
+      // The unpack reads the config every time; without the fix it waits forever for window.
+      const r = exec([REAL_CTR, "--address", d.address, "images", "import", archive], { timeoutMs: 30_000 });
+      if (r.timedOut || r.code !== 0) throw new Error(`import ${i + 1}: ${r.timedOut ? "stalled" : `failed (${r.code})`}: ${r.stdout}${r.stderr}`);
+      expect(r.stdout).toContain(`unpacking ${ref}`);
+      expect(r.stdout).toContain("...done");
+      const out = join(d.dir, "config.out");
+      const fd = openSync(out, "w");
+      try {
+        const g = Bun.spawnSync([REAL_CTR, "--address", d.address, "content", "get", config], { stdout: fd, stderr: "pipe", timeout: 60_000, killSignal: "SIGKILL" });
+        expect(g.exitCode).toBe(0);
+      } finally {
+        closeSync(fd);
+      }
+      expect(sha256(readFileSync(out))).toBe(config);
+    }
+  }, 240_000);
 });
