@@ -321,7 +321,7 @@ describe.skipIf(!HAVE_REGISTRY || !!peerSkip)("ctr images push/pull against dock
   }, 120_000);
 
   // Content.Write streams into Go's gRPC server: its flow-control window grows while a stream is
-  // open (core/ctr/h2-window.ts). Uses test/busybox and test/big from the tests above.
+  // open (core/h2/initial-window.ts). Uses test/busybox and test/big from the tests above.
   test.skipIf(!existsSync("/usr/bin/containerd"))("our ctr pulls into the REAL containerd (shared content store semantics) and pushes from it", async () => {
     const rd = join(dir, "real-containerd");
     mkdirSync(rd, { recursive: true });

@@ -3,8 +3,9 @@
 // successfully booted in 0.036278s").
 import * as grpc from "@grpc/grpc-js";
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer, type Server as NetServer } from "node:net";
 import { dirname, join } from "node:path";
+import { InitialWindowFixSocket } from "../h2/initial-window";
 import { type Config, pluginConfig, pluginDisabled } from "./config";
 import { q } from "./errdefs";
 import { defineService, grpcDefinition, grpcImplementation, type ServiceImpl } from "./grpc";
@@ -32,6 +33,7 @@ function socketInUse(path: string): Promise<boolean> {
 export class Daemon {
   readonly plugins: LoadedPlugin[] = [];
   private server?: grpc.Server;
+  private listener?: NetServer;
   private closers: Array<() => void | Promise<void>> = [];
   private stoppers: Array<() => void | Promise<void>> = [];
   private served = new Set<string>();
@@ -115,13 +117,29 @@ export class Daemon {
     unlinkSync(path);
   }
 
+  /**
+   * Listen on the unix socket and hand each connection to grpc-js through InitialWindowFixSocket
+   * (core/h2/initial-window.ts): Bun's HTTP/2 server does not grow open streams' send windows
+   * when the client raises SETTINGS_INITIAL_WINDOW_SIZE, as Go's gRPC client does during a long
+   * response (a big Content.Read from the real ctr stalled forever without it).
+   */
   private bind(server: grpc.Server, path: string): Promise<void> {
+    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const listener = createServer((socket) => injector.injectConnection(new InitialWindowFixSocket(socket, "server")));
     // The socket is created 0660 (umask 0117) so it is never more open than that, then chowned.
     const old = process.umask(0o117);
     return new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (e) => {
+      const fail = (e: Error) => {
         process.umask(old);
-        if (e) return reject(new DaemonError(`failed to get listener for main endpoint: ${e.message}`));
+        injector.destroy();
+        reject(new DaemonError(`failed to get listener for main endpoint: ${e.message}`));
+      };
+      listener.once("error", fail);
+      listener.listen(path, () => {
+        listener.off("error", fail);
+        process.umask(old);
+        this.listener = listener;
+        listener.on("error", (e) => this.log.error("accept failed", { error: e.message }));
         try {
           chmodSync(path, 0o660);
           chownSync(path, this.config.grpc.uid, this.config.grpc.gid);
@@ -173,6 +191,8 @@ export class Daemon {
   stop(graceMs = 2000): Promise<void> {
     this.stopping ??= (async () => {
       for (const fn of this.stoppers) await Promise.resolve().then(fn).catch(() => {});
+      // No new connections; grpc-js then closes the open ones (GOAWAY, in-flight calls finish).
+      this.listener?.close();
       const server = this.server;
       if (server) {
         let timer: ReturnType<typeof setTimeout> | undefined;

@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { connect as netConnect, type Socket } from "node:net";
 import { Code, ErrDef } from "../containerd/errdefs";
 import { LEASE_KEY, NAMESPACE_KEY, serviceMethod } from "../containerd/grpc";
-import { InitialWindowFixSocket } from "./h2-window";
+import { InitialWindowFixSocket } from "../h2/initial-window";
 
 export const DEFAULT_ADDRESS = "/run/containerd/containerd.sock";
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -64,9 +64,9 @@ function probe(path: string): Promise<string | undefined> {
 
 /**
  * grpc-js's insecure credentials, except that Bun's HTTP/2 session gets the socket through
- * InitialWindowFixSocket (see h2-window.ts: Bun does not grow open streams' send windows when
- * the server raises SETTINGS_INITIAL_WINDOW_SIZE, and long Content.Write streams into Go's
- * containerd stall). The connector is grpc-js's hook between the connected socket and
+ * InitialWindowFixSocket (see core/h2/initial-window.ts: Bun does not grow open streams' send
+ * windows when the server raises SETTINGS_INITIAL_WINDOW_SIZE, and long Content.Write streams
+ * into Go's containerd stall). The connector is grpc-js's hook between the connected socket and
  * http2.connect (SecureConnector in channel-credentials.d.ts).
  */
 class WindowFixCredentials extends grpc.ChannelCredentials {

@@ -1,21 +1,26 @@
-// A workaround, between Bun's node:http2 client session and its socket, for a flow-control bug
-// of Bun's HTTP/2 (seen in 1.4.5: H2FrameParser.handleSettingsFrame in h2_frame_parser.zig).
+// A workaround, between a Bun node:http2 session (client or server) and its socket, for a
+// flow-control bug of Bun's HTTP/2 (seen in 1.4.5: H2FrameParser.handleSettingsFrame in
+// h2_frame_parser.zig, shared by both sides).
 //
 // RFC 9113 6.9.2: when the peer changes SETTINGS_INITIAL_WINDOW_SIZE, the send window of every
 // open stream changes by the difference. Bun instead sets a stream's window limit to the new
 // value, and only when that value is above both the stream's limit and the connection's limit
-// so far; a stream that already got a WINDOW_UPDATE keeps its old window. Go's gRPC server
-// (containerd) raises the setting as its BDP estimator sees the window fill (65535, 131704, ...
-// up to 16 MiB) and, believing the stream's window grew with it, sends the next stream
-// WINDOW_UPDATE only after a quarter of the new window has been read. A long client stream
-// (Content.Write) then waits forever with the window the server thinks it has granted unused.
+// so far; a stream that already got a WINDOW_UPDATE keeps its old window (or, when the new value
+// is higher still, loses the WINDOW_UPDATEs it got). Go's gRPC raises the setting as its BDP
+// estimator sees the receive window fill (65535, 131704, ... up to 16 MiB) and, believing the
+// stream's window grew with it, sends the next stream WINDOW_UPDATE only after a quarter of the
+// new window has been read. A long stream from Bun to Go then waits forever with the window the
+// Go side thinks it has granted unused:
+//   * Bun as the client: Content.Write streams into Go's containerd (our ctr, our dockerd);
+//   * Bun as the server: Content.Read streams from our containerd to Go's ctr (a big image
+//     config read by ReadBlob in one call: `ctr images import` stalls at "unpacking").
 //
-// The fix: increases of INITIAL_WINDOW_SIZE are taken out of the server's SETTINGS frames before
+// The fix: increases of INITIAL_WINDOW_SIZE are taken out of the peer's SETTINGS frames before
 // Bun reads them (Bun keeps opening streams with the window it knew), and granted as WINDOW_UPDATE
-// frames handed to Bun instead: the difference for every stream still sending when the setting
-// grows, and (server's value - Bun's) for every stream opened later. Bun then holds the window
-// RFC 9113 gives each stream. A decrease (neither Go's nor grpc-js's servers send one) goes to
-// Bun unchanged; open streams cannot be given less by a WINDOW_UPDATE.
+// frames handed to Bun instead: the difference for every stream Bun is still sending on when the
+// setting grows, and (peer's value - Bun's) for every stream opened later. Bun then holds the
+// window RFC 9113 gives each stream. A decrease (neither Go's nor grpc-js's peers send one) goes
+// to Bun unchanged; open streams cannot be given less by a WINDOW_UPDATE.
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 
@@ -26,7 +31,9 @@ const HEADERS = 0x1;
 const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
 const WINDOW_UPDATE = 0x8;
+const CONTINUATION = 0x9;
 const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
 const ACK = 0x1;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 const DEFAULT_INITIAL_WINDOW = 65535;
@@ -48,27 +55,44 @@ function windowUpdate(stream: number, increment: number): Buffer {
   return frame(WINDOW_UPDATE, 0, stream, p);
 }
 
+/** Which end of the connection Bun's session is. */
+export type Role = "client" | "server";
+
 /**
- * Frame-level bookkeeping of one client connection, separate from the socket for testing:
- * `outbound` is told what the client writes, `inbound` rewrites what the server sends.
+ * Frame-level bookkeeping of one connection, separate from the socket for testing: `outbound` is
+ * told what Bun writes, `inbound` rewrites what the peer sends.
+ *
+ * Which streams Bun is sending on: a client's streams are the ones its HEADERS open (outbound),
+ * until it ends them, resets them or the server ends the call (gRPC sends nothing after the
+ * server's END_STREAM). A server's are the ones the peer's HEADERS open (inbound; the request's
+ * END_STREAM does not end the response), until the server ends them or either side resets them.
  */
 export class InitialWindowFix {
   /** The initial window Bun gives a new stream: the last INITIAL_WINDOW_SIZE it was shown. */
-  private clientInitial = DEFAULT_INITIAL_WINDOW;
-  /** The server's INITIAL_WINDOW_SIZE. */
-  private serverInitial = DEFAULT_INITIAL_WINDOW;
-  /** Streams the client may still send DATA on. */
+  private bunInitial = DEFAULT_INITIAL_WINDOW;
+  /** The peer's INITIAL_WINDOW_SIZE. */
+  private peerInitial = DEFAULT_INITIAL_WINDOW;
+  /** Streams Bun may still send DATA on. */
   private readonly sending = new Set<number>();
   private lastStream = 0;
-  private outSkip = PREFACE_LENGTH;
+  private outSkip: number;
   private readonly outHeader = Buffer.alloc(HEADER);
   private outHeaderLength = 0;
+  /** The client preface still to pass through unparsed (server role). */
+  private inSkip: number;
   private inPending: Buffer = Buffer.alloc(0);
+  /** Server role: a stream opened by a header block still going on (CONTINUATION frames to come). */
+  private opening = 0;
 
   /** Window updates owed to Bun for streams opened by `outbound` (handed over by the caller). */
   pending: Buffer[] = [];
 
-  /** Scan what the client writes (forwarded unchanged): which streams open and finish sending. */
+  constructor(readonly role: Role = "client") {
+    this.outSkip = role === "client" ? PREFACE_LENGTH : 0;
+    this.inSkip = role === "server" ? PREFACE_LENGTH : 0;
+  }
+
+  /** Scan what Bun writes (forwarded unchanged): which streams open and finish sending. */
   outbound(chunk: Uint8Array): void {
     let i = 0;
     while (i < chunk.length) {
@@ -86,26 +110,32 @@ export class InitialWindowFix {
       this.outHeaderLength = 0;
       const h = this.outHeader;
       this.outSkip = h.readUIntBE(0, 3);
-      this.onClientFrame(h[3]!, h[4]!, h.readUInt32BE(5) & MAX_WINDOW);
+      this.onBunFrame(h[3]!, h[4]!, h.readUInt32BE(5) & MAX_WINDOW);
     }
   }
 
-  private onClientFrame(type: number, flags: number, stream: number): void {
-    if (type === HEADERS && stream > this.lastStream) {
-      // A new stream: Bun gave it clientInitial, the server serverInitial.
+  private onBunFrame(type: number, flags: number, stream: number): void {
+    if (this.role === "client" && type === HEADERS && stream > this.lastStream) {
+      // A new stream: Bun gave it bunInitial, the server peerInitial.
       this.lastStream = stream;
       if (flags & END_STREAM) return;
       this.sending.add(stream);
-      if (this.serverInitial > this.clientInitial) this.pending.push(windowUpdate(stream, this.serverInitial - this.clientInitial));
+      if (this.peerInitial > this.bunInitial) this.pending.push(windowUpdate(stream, this.peerInitial - this.bunInitial));
       return;
     }
     if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) this.sending.delete(stream);
   }
 
-  /** Rewrite what the server sent; returns what Bun is to read (whole frames only). */
+  /** Rewrite what the peer sent; returns what Bun is to read (whole frames only). */
   inbound(chunk: Buffer): Buffer[] {
-    const buf = this.inPending.length ? Buffer.concat([this.inPending, chunk]) : chunk;
     const out: Buffer[] = [];
+    if (this.inSkip > 0) {
+      const n = Math.min(this.inSkip, chunk.length);
+      out.push(chunk.subarray(0, n));
+      this.inSkip -= n;
+      chunk = chunk.subarray(n);
+    }
+    const buf = this.inPending.length ? Buffer.concat([this.inPending, chunk]) : chunk;
     let start = 0;
     let i = 0;
     while (buf.length - i >= HEADER) {
@@ -115,24 +145,39 @@ export class InitialWindowFix {
       const flags = buf[i + 4]!;
       const stream = buf.readUInt32BE(i + 5) & MAX_WINDOW;
       const end = i + HEADER + length;
+      let added: Buffer[] | undefined;
       if (type === SETTINGS && !(flags & ACK) && stream === 0 && length % 6 === 0) {
-        const rewritten = this.onServerSettings(buf.subarray(i + HEADER, end));
+        const rewritten = this.onPeerSettings(buf.subarray(i + HEADER, end));
         if (rewritten) {
           if (i > start) out.push(buf.subarray(start, i));
           out.push(...rewritten);
           start = end;
         }
-      } else if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) {
+      } else if (type === RST_STREAM || (this.role === "client" && (type === DATA || type === HEADERS) && flags & END_STREAM)) {
         this.sending.delete(stream);
+      } else if (this.role === "server" && type === HEADERS && stream > this.lastStream) {
+        // A new stream: Bun will give it bunInitial, the client peerInitial; the window update
+        // goes after its header block, once Bun knows the stream.
+        this.lastStream = stream;
+        this.sending.add(stream);
+        this.opening = stream;
+      }
+      if (this.opening && (type === HEADERS || type === CONTINUATION) && stream === this.opening && flags & END_HEADERS) {
+        if (this.peerInitial > this.bunInitial && this.sending.has(stream)) added = [windowUpdate(stream, this.peerInitial - this.bunInitial)];
+        this.opening = 0;
       }
       i = end;
+      if (added) {
+        out.push(buf.subarray(start, i), ...added);
+        start = i;
+      }
     }
     if (i > start) out.push(buf.subarray(start, i));
     this.inPending = i < buf.length ? Buffer.from(buf.subarray(i)) : Buffer.alloc(0);
     return out;
   }
 
-  /** What is left of a partial frame when the server's side ends. */
+  /** What is left of a partial frame when the peer's side ends. */
   rest(): Buffer {
     const r = this.inPending;
     this.inPending = Buffer.alloc(0);
@@ -140,7 +185,7 @@ export class InitialWindowFix {
   }
 
   /** The frames Bun gets for a SETTINGS frame, or undefined to pass it on unchanged. */
-  private onServerSettings(payload: Buffer): Buffer[] | undefined {
+  private onPeerSettings(payload: Buffer): Buffer[] | undefined {
     let value: number | undefined;
     const kept: Buffer[] = [];
     for (let j = 0; j < payload.length; j += 6) {
@@ -149,15 +194,15 @@ export class InitialWindowFix {
     }
     // Nothing to do, or a value over 2^31-1 that Bun is to answer with FLOW_CONTROL_ERROR.
     if (value === undefined || value > MAX_WINDOW) return undefined;
-    const delta = value - this.serverInitial;
-    this.serverInitial = value;
-    if (value < this.clientInitial) {
+    const delta = value - this.peerInitial;
+    this.peerInitial = value;
+    if (value < this.bunInitial) {
       // A decrease below what Bun opens streams with: Bun has to know it for new streams.
       const e = Buffer.allocUnsafe(6);
       e.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
       e.writeUInt32BE(value, 2);
       kept.push(e);
-      this.clientInitial = value;
+      this.bunInitial = value;
     }
     const out = [frame(SETTINGS, 0, 0, Buffer.concat(kept))];
     if (delta > 0) for (const s of this.sending) out.push(windowUpdate(s, delta));
@@ -166,16 +211,22 @@ export class InitialWindowFix {
 }
 
 /**
- * The socket as Bun's HTTP/2 session sees it: bytes pass both ways, server SETTINGS rewritten and
- * window updates added by InitialWindowFix.
+ * The socket as Bun's HTTP/2 session sees it: bytes pass both ways, the peer's SETTINGS rewritten
+ * and window updates added by InitialWindowFix. `role` is the side of Bun's session: "client"
+ * for http2.connect's createConnection, "server" for a connection handed to an http2 server
+ * (grpc-js's Server.createConnectionInjector).
  */
 export class InitialWindowFixSocket extends Duplex {
-  private readonly fix = new InitialWindowFix();
-  /** The server's side ended: nothing more for Bun to read. */
+  private readonly fix: InitialWindowFix;
+  /** The peer's side ended: nothing more for Bun to read. */
   private ended = false;
 
-  constructor(private readonly socket: Socket) {
+  constructor(
+    private readonly socket: Socket,
+    role: Role = "client",
+  ) {
     super();
+    this.fix = new InitialWindowFix(role);
     socket.on("data", (d: Buffer) => {
       let more = true;
       for (const b of this.fix.inbound(d)) more = this.push(b);
@@ -205,7 +256,7 @@ export class InitialWindowFixSocket extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.fix.outbound(chunk);
-    // Bun's stream exists once its HEADERS are written: its window updates can follow.
+    // Client role: Bun's stream exists once its HEADERS are written; its window updates can follow.
     if (this.fix.pending.length) {
       const p = this.fix.pending;
       this.fix.pending = [];
