@@ -459,6 +459,14 @@ async function writeTranscript(address: string, ns: string): Promise<string[]> {
     await note("another namespace: info", c2.call(CONTENT, "Info", { digest: dg }).then((r) => ({ offset: r.info.size, digest: r.info.digest })));
     await note("status of nothing", c.call(CONTENT, "Status", { ref: "nope" }));
     await note("abort of nothing", c.call(CONTENT, "Abort", { ref: "nope" }));
+    // Abort doesn't wait for the writer holding the ref: the ingest goes at once.
+    const w8 = c.duplex(CONTENT, "Write");
+    await note("held writer", w8.send({ action: "STAT", ref: "held", total: "100" }));
+    await note("held write", w8.send({ action: "WRITE", ref: "held", offset: "0", data: Buffer.alloc(10) }));
+    await note("abort of a held ref", c.call(CONTENT, "Abort", { ref: "held" }));
+    await note("status after abort", c.call(CONTENT, "Status", { ref: "held" }));
+    w8.close();
+    await Bun.sleep(100);
     await note("list statuses", c.call(CONTENT, "ListStatuses", { filters: [] }).then((r) => ({ offset: (r.statuses ?? []).length })));
   } finally {
     c.close();
@@ -493,6 +501,10 @@ describe("the content Write protocol", () => {
       expect.stringMatching(/^another namespace: info: ok /),
       `status of nothing: ${Code.NOT_FOUND} could not get status for ref "nope": reference nope: not found`,
       `abort of nothing: ${Code.NOT_FOUND} reference nope: not found`,
+      expect.stringMatching(/^held writer: ok offset=0 total=100 /),
+      expect.stringMatching(/^held write: ok offset=10 total=100 /),
+      "abort of a held ref: ok offset= total= digest= expected=",
+      `status after abort: ${Code.NOT_FOUND} could not get status for ref "held": reference held: not found`,
       expect.stringMatching(/^list statuses: ok offset=0 /),
     ]);
   }, 30_000);

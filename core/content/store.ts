@@ -197,9 +197,11 @@ export class ContentStore {
     return out;
   }
 
-  /** Remove an ingest; NotFound when there is none, Unavailable while a writer holds it. */
+  /**
+   * Remove an ingest; NotFound when there is none. As containerd's, it doesn't wait for a writer
+   * that holds the ref: that writer's data is gone and its commit fails.
+   */
   abort(ref: string): void {
-    if (this.locks.has(ref)) throw unavailable(`ref ${ref} locked`);
     const dir = this.ingestDir(ref);
     if (!existsSync(dir)) throw notFound(`ingest ref ${JSON.stringify(ref)}`);
     rmSync(dir, { recursive: true, force: true });
