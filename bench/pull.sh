@@ -11,6 +11,7 @@
 #
 #   OURS=path      our bunker binary (default dist/bunker; built first if missing)
 #   REAL_CONTAINERD=path REAL_CTR=path   the reference (default /usr/bin/containerd, /usr/bin/ctr)
+#   BASE=path      another bunker binary (say, a build of main) pulled in the same rounds: ours/base
 #   ROUNDS=n       interleaved rounds (default 3)
 #   SCALE=x        image size factor (default 1: ~500 MB compressed); FLAT=0 skips the flatness pull
 #   CACHE=dir      keep the generated layer blobs in dir and reuse them next time (default: regenerate)
@@ -57,6 +58,11 @@ BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/bunker-bench-pull.XXXXXX") || die "mktemp
 # its personality from its name, so the copy is named containerd and ctr links to it.
 mkdir -p "$BENCH_TMP/bin" && cp "$(realpath "$OURS")" "$BENCH_TMP/bin/containerd" && ln -s containerd "$BENCH_TMP/bin/ctr" || die "copying $OURS failed"
 export OURS_SHOWN=$OURS OURS_CONTAINERD=$BENCH_TMP/bin/containerd OURS_CTR=$BENCH_TMP/bin/ctr
+if [[ -n ${BASE:-} ]]; then
+  [[ -x $BASE ]] || die "BASE $BASE not found"
+  mkdir -p "$BENCH_TMP/base" && cp "$(realpath "$BASE")" "$BENCH_TMP/base/containerd" && ln -s containerd "$BENCH_TMP/base/ctr" || die "copying $BASE failed"
+  export BASE_SHOWN=$BASE BASE_CONTAINERD=$BENCH_TMP/base/containerd BASE_CTR=$BENCH_TMP/base/ctr
+fi
 driver=
 
 cleanup() {

@@ -7,8 +7,9 @@
 // every round. Measured per pull:
 //
 //   wall     spawn of `ctr images pull` to its exit (the daemon is up and idle before)
-//   unpack   ctr's own "done: <duration>" line (both ctrs time the unpack the same way); fetch is
-//            wall - unpack
+//   unpack   ctr's own "done: <duration>" line: the unpack after the fetch (real ctr 1.6 unpacks
+//            only then; ours applies each layer as soon as it is stored, so its column is what
+//            was left after the last download); fetch is wall - unpack
 //   peak     the daemon's VmHWM (/proc/<pid>/status: the peak since start, the daemon is fresh) and
 //            ctr's maxrss (wait4's rusage). Real ctr unpacks through the daemon's Diff service,
 //            ours too, so both sides' daemon memory counts; "sum" is daemon + ctr.
@@ -18,6 +19,7 @@
 // first, pulled by ours (and the real one for scale); our peaks must not grow with the layer size.
 //
 //   ROUNDS=n (3)  FLAT=0 skips flatness  SCALE=x scales the image (1 = ~500 MB compressed)
+//   BASE_CONTAINERD/BASE_CTR (pull.sh BASE=path): another build of ours in the same rounds
 //   GZIP_LEVEL=n (1; for generation speed, decompression cost hardly depends on it)
 //   CACHE=dir     keep the generated blobs there and reuse them on the next run (default: in the temp dir)
 import { createCipheriv, createHash } from "node:crypto";
@@ -223,7 +225,7 @@ async function makeLayer(tag: string, entries: Entry[]): Promise<Blob> {
   const tarHash = createHash("sha256");
   let size = 0;
   let rawSize = 0;
-  const gz = createGzip({ level: GZIP_LEVEL, chunk: 1 << 20 });
+  const gz = createGzip({ level: GZIP_LEVEL, chunkSize: 1 << 20 });
   gz.on("data", (c: Buffer) => {
     blobHash.update(c);
     size += c.byteLength;
@@ -341,7 +343,7 @@ async function pushImage(host: string, img: Image): Promise<string> {
 
 // ---- daemons and pulls ----------------------------------------------------------------------------
 interface Impl {
-  name: "ours" | "real";
+  name: "ours" | "real" | "base";
   containerd: string;
   ctr: string;
 }
@@ -349,6 +351,8 @@ const IMPLS: Impl[] = [
   { name: "ours", containerd: OURS_CONTAINERD, ctr: OURS_CTR },
   { name: "real", containerd: REAL_CONTAINERD, ctr: REAL_CTR },
 ];
+// Another build of ours (BASE=path in pull.sh) in the same rounds: an A/B of a product change.
+if (env.BASE_CONTAINERD) IMPLS.push({ name: "base", containerd: env.BASE_CONTAINERD, ctr: need("BASE_CTR") });
 
 interface Daemon {
   dir: string;
@@ -551,7 +555,8 @@ async function main(): Promise<number> {
 
   const sum = (f: (b: Blob) => number, ls: Blob[]) => ls.reduce((n, b) => n + f(b), 0);
   console.log(`pull bench: cold \`ctr images pull --plain-http\` + unpack (overlayfs) from docker-registry on loopback`);
-  console.log(`  ours: ${OURS_CONTAINERD_SHOWN()} + ${env.OURS_CTR_SHOWN ?? OURS_CTR}`);
+  console.log(`  ours: ${OURS_CONTAINERD_SHOWN()} (as containerd and ctr)`);
+  if (env.BASE_CONTAINERD) console.log(`  base: ${env.BASE_SHOWN ?? env.BASE_CONTAINERD} (another build of ours, for comparison)`);
   console.log(`  real: ${REAL_CONTAINERD} + ${REAL_CTR} (${run([REAL_CONTAINERD, "--version"]).out.trim().split(" ").slice(-2).join(" ")})`);
   console.log(
     `  image: ${ref}: ${layers.length} gzip layers, ${f1(mib(sum((b) => b.size, layers)))} MiB compressed, ${f1(mib(sum((b) => b.rawSize!, layers)))} MiB uncompressed, ${sum((b) => b.files!, layers)} files; biggest layer ${f1(mib(maxLayer))} MiB`,
@@ -559,10 +564,12 @@ async function main(): Promise<number> {
   console.log(`  layers (MiB compressed): ${layers.map((l) => f1(mib(l.size))).join(", ")}`);
   console.log("");
 
-  const samples: Record<string, Sample[]> = { ours: [], real: [] };
+  const samples: Record<string, Sample[]> = { ours: [], real: [], base: [] };
   console.log(HEAD);
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? IMPLS : [...IMPLS].reverse();
+    // Each round in a different order (rotated, then reversed): no contender always goes first.
+    const rot = IMPLS.map((_, i) => IMPLS[(i + r) % IMPLS.length]!);
+    const order = Math.floor(r / IMPLS.length) % 2 ? rot.reverse() : rot;
     for (const impl of order) {
       const s = await pull(impl, ref, layers.length);
       samples[impl.name]!.push(s);
@@ -573,6 +580,7 @@ async function main(): Promise<number> {
   const g = medianSample(samples.real!);
   console.log(row("median ours", o));
   console.log(row("median real", g));
+  if (samples.base!.length) console.log(row("median base", medianSample(samples.base!)));
   const ratio = (f: (s: Sample) => number) => median(samples.ours!.map((s, i) => f(s) / f(samples.real![i]!)));
   const wallRatio = ratio((s) => s.wall);
   console.log("");
@@ -581,6 +589,13 @@ async function main(): Promise<number> {
       `peak daemon ${f2(ratio((s) => s.daemonPeak))}x  ctr ${f2(ratio((s) => s.ctrPeak))}x  sum ${f2(ratio((s) => s.daemonPeak + s.ctrPeak))}x  ` +
       `cpu ${f2(ratio((s) => s.daemonCpu + s.ctrCpu))}x`,
   );
+  if (samples.base!.length) {
+    const r = (f: (s: Sample) => number) => median(samples.ours!.map((s, i) => f(s) / f(samples.base![i]!)));
+    console.log(
+      `ratio ours/base: wall ${f2(r((s) => s.wall))}x  fetch ${f2(r((s) => s.wall - s.unpack))}x  unpack ${f2(r((s) => s.unpack))}x  peak sum ${f2(r((s) => s.daemonPeak + s.ctrPeak))}x  cpu ${f2(r((s) => s.daemonCpu + s.ctrCpu))}x; ` +
+        `base/real: wall ${f2(median(samples.base!.map((s, i) => s.wall / samples.real![i]!.wall)))}x`,
+    );
+  }
   console.log(`throughput: ours ${f1(mib(sum((b) => b.size, layers)) / o.wall)} MiB/s, real ${f1(mib(sum((b) => b.size, layers)) / g.wall)} MiB/s (compressed bytes / wall)`);
   let ok = wallRatio <= 1.0;
   console.log(`goal wall <= 1.0x containerd: ${ok ? "met" : "NOT met"} (${f2(wallRatio)}x)`);
