@@ -68,11 +68,14 @@ driver=
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM HUP
-  # The driver runs in its own session with the registry, the daemons and ctr: stop them all. Their
-  # mounts live in the driver's private mount namespace and go with its last process.
+  # The driver runs in its own session with the registry, the daemons and ctr: it stops them when
+  # told to, then the whole session goes. Their mounts live in the driver's private mount
+  # namespace and go with its last process.
   if [[ -n $driver ]] && kill -0 "$driver" 2>/dev/null; then
-    kill -TERM -- -"$driver" 2>/dev/null || kill -TERM "$driver" 2>/dev/null
-    for i in {1..50}; do kill -0 "$driver" 2>/dev/null || break; sleep 0.1; done
+    kill -TERM "$driver" 2>/dev/null
+    for i in {1..30}; do kill -0 "$driver" 2>/dev/null || break; sleep 0.1; done
+    kill -TERM -- -"$driver" 2>/dev/null
+    for i in {1..20}; do kill -0 "$driver" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- -"$driver" 2>/dev/null
     wait "$driver" 2>/dev/null
   fi

@@ -516,8 +516,11 @@ async function killChildren(): Promise<void> {
   children.clear();
 }
 
+// Stopped (pull.sh's cleanup on Ctrl-C): end our children; their deaths are no errors to report.
+let interrupted = false;
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(sig, async () => {
+    interrupted = true;
     await killChildren();
     process.exit(130);
   });
@@ -631,8 +634,8 @@ let rc = 1;
 try {
   rc = await main();
 } catch (e) {
-  console.error(`pull bench: ${e instanceof Error ? e.stack ?? e.message : e}`);
-  rc = 1;
+  if (!interrupted) console.error(`pull bench: ${e instanceof Error ? e.stack ?? e.message : e}`);
+  rc = interrupted ? 130 : 1;
 } finally {
   await killChildren();
 }
