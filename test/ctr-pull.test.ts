@@ -373,6 +373,31 @@ describe.skipIf(!HAVE_REGISTRY || !!peerSkip)("ctr images push/pull against dock
     expect(rows(ok(OUR_CTR, "e", "images", "ls"))).toEqual([]);
   }, 60_000);
 
+  test("a layer missing from the registry fails the pull; the unpack that runs alongside the fetch leaves nothing half-done", async () => {
+    // Our ctr unpacks a layer as soon as it is stored, while later ones still download: when one
+    // of them cannot be fetched, the pull fails with the fetch's error (not a hang waiting for
+    // the layer), and no extraction snapshot is left active.
+    const reg = new RegistryClient({ plainHttp: true, dockerConfigDir: false });
+    const ref = `${host}/test/partial:v1`;
+    const layers = [tar({ "one.txt": "one\n" }), tar({ "two.txt": "two\n".repeat(100_000) })];
+    const descs = layers.map((b) => ({ mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: sha256Digest(b), size: b.byteLength }));
+    const cfg = encodeJSON({ architecture: hostPlatform().architecture, os: "linux", rootfs: { type: "layers", diff_ids: descs.map((d) => d.digest) } });
+    const cfgDesc = { mediaType: MediaType.DockerConfig, digest: sha256Digest(cfg), size: cfg.byteLength };
+    for (let i = 0; i < layers.length; i++) await reg.pushBlob(ref, descs[i]!, layers[i]!);
+    await reg.pushBlob(ref, cfgDesc, cfg);
+    await reg.pushManifest(ref, encodeJSON({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config: cfgDesc, layers: descs }), MediaType.DockerManifest);
+    const del = await fetch(`http://${host}/v2/test/partial/blobs/${descs[1]!.digest}`, { method: "DELETE" });
+    expect(del.status).toBe(202);
+
+    const r = run(OUR_CTR, "partial", "images", "pull", "--plain-http", ref);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/blob unknown|not found/);
+    expect(rows(ok(OUR_CTR, "partial", "images", "ls"))).toEqual([]);
+    const snaps = ok(REAL_CTR, "partial", "snapshots", "ls");
+    expect(snaps).not.toContain("extract-");
+    expect(snaps).not.toContain("Active");
+  }, 60_000);
+
   test("Debian's real ctr pulls from the registry into our containerd and unpacks", () => {
     const ref = `${host}/test/busybox:latest`;
     const out = ok(REAL_CTR, "real", "images", "pull", "--plain-http", ref);

@@ -169,10 +169,18 @@ export async function labelTree(client: Client, desc: Descriptor): Promise<void>
   for (const k of kids) if (isManifestMediaType(k.mediaType) || isIndexMediaType(k.mediaType)) await labelTree(client, k);
 }
 
+/**
+ * Resolves once a blob can be read from the content store: for an unpack that runs while the
+ * image is still being fetched (ctr pull), a pending fetch of the blob. Without one, blobs are
+ * read straight away.
+ */
+export type BlobReady = (desc: Descriptor) => Promise<void>;
+
 /** The manifest of an image for a platform (indexes resolved through the matcher). */
-export async function resolveManifest(client: Client, target: Descriptor, matcher: PlatformMatcher): Promise<{ desc: Descriptor; manifest: any }> {
+export async function resolveManifest(client: Client, target: Descriptor, matcher: PlatformMatcher, ready?: BlobReady): Promise<{ desc: Descriptor; manifest: any }> {
   let d = target;
   for (let depth = 0; depth < 8; depth++) {
+    await ready?.(d);
     if (isManifestMediaType(d.mediaType)) return { desc: d, manifest: await readJSON(client, d.digest) };
     if (!isIndexMediaType(d.mediaType)) throw new Error(`unexpected media type ${d.mediaType} for ${d.digest}`);
     const idx = (await readJSON(client, d.digest)) as ImageIndex;
@@ -201,8 +209,9 @@ export interface ImageLayers {
   diffIDs: string[];
 }
 
-export async function imageLayers(client: Client, target: Descriptor, matcher: PlatformMatcher): Promise<ImageLayers> {
-  const { desc, manifest } = await resolveManifest(client, target, matcher);
+export async function imageLayers(client: Client, target: Descriptor, matcher: PlatformMatcher, ready?: BlobReady): Promise<ImageLayers> {
+  const { desc, manifest } = await resolveManifest(client, target, matcher, ready);
+  await ready?.(manifest.config);
   const config = await readJSON(client, manifest.config.digest);
   const diffIDs: string[] = config.rootfs?.diff_ids ?? [];
   const layers: Descriptor[] = manifest.layers ?? [];
@@ -224,9 +233,12 @@ export async function isUnpacked(client: Client, target: Descriptor, matcher: Pl
   }
 }
 
-/** image.Unpack: apply every layer not already present, then label the config for gc. */
-export async function unpackImage(client: Client, target: Descriptor, matcher: PlatformMatcher, snapshotter: string): Promise<string> {
-  const { config, layers, diffIDs } = await imageLayers(client, target, matcher);
+/**
+ * image.Unpack: apply every layer not already present, then label the config for gc. With
+ * `ready`, each blob is waited for before it is read (layers are applied as they arrive).
+ */
+export async function unpackImage(client: Client, target: Descriptor, matcher: PlatformMatcher, snapshotter: string, ready?: BlobReady): Promise<string> {
+  const { config, layers, diffIDs } = await imageLayers(client, target, matcher, ready);
   const ids = chainIDs(diffIDs);
   let parent = "";
   for (let i = 0; i < layers.length; i++) {
@@ -239,6 +251,7 @@ export async function unpackImage(client: Client, target: Descriptor, matcher: P
       exists = false;
     }
     if (!exists) {
+      await ready?.(layers[i]!);
       const key = `extract-${uniquePart()} ${chainID}`;
       const { mounts } = await client.call(SNAPSHOTS, "Prepare", { snapshotter, key, parent, labels: { "containerd.io/snapshot.ref": chainID } });
       try {

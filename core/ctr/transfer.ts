@@ -14,7 +14,7 @@ import { onlyMatcher, platformMatcher, type Platform, type PlatformMatcher } fro
 import { hostOnly, normalizeReference, type Reference } from "../image/reference";
 import { DEFAULT_CHUNK_SIZE, DigestMismatchError, NotFoundError, RegistryClient, type RegistryClientOptions } from "../image/registry";
 import type { Client } from "./client";
-import { ContentSource, openWriter, resolveManifest, unpackImage as unpackShared } from "./remote";
+import { type BlobReady, ContentSource, openWriter, resolveManifest, unpackImage as unpackShared } from "./remote";
 import { readBlob } from "./imageinfo";
 import { GoTabWriter } from "./tabwriter";
 import { progressBytes } from "./units";
@@ -217,6 +217,10 @@ export interface FetchOptions {
   labels?: Record<string, string>;
   /** Write the progress display here (ctr: stdout). */
   progress?: (s: string) => void;
+  /** Told the image's root descriptor once the reference is resolved. */
+  onResolved?: (target: Descriptor) => void;
+  /** Told each blob once it is in the content store (fetched now, or there before). */
+  onStored?: (desc: Descriptor) => void;
 }
 
 export interface ImageRecord {
@@ -308,6 +312,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
       throw new Error(`failed to resolve reference ${JSON.stringify(refStr)}: ${e instanceof Error ? e.message : String(e)}`);
     }
     resolved = true;
+    opts.onResolved?.(target);
     const handle = async (desc: Descriptor): Promise<void> => {
       const job: Job = { desc, key: refKey(desc), status: "waiting", offset: 0, total: 0 };
       jobs.push(job);
@@ -369,6 +374,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
         job.offset = job.status === "done" ? desc.size : 0;
         job.total = desc.size;
       }
+      opts.onStored?.(desc);
       if (bytes) {
         const ch = childrenOf(desc.mediaType, bytes, matcher, limitOne);
         if (ch) await Promise.all(ch.children.map(handle));
@@ -402,9 +408,12 @@ function orderedAny(ps: Platform[]): PlatformMatcher {
 // ---------------------------------------------------------------------------------------------
 // Unpack (containerd's image.Unpack: rootfs.ApplyLayers keyed by chain IDs)
 
-/** Unpack the image's layers for `platform` (platforms.Only) into `snapshotter`: the shared helper. */
-export async function unpackImage(client: Client, target: Descriptor, platform: Platform, snapshotter: string): Promise<string> {
-  return unpackShared(client, target, onlyMatcher(platform), snapshotter);
+/**
+ * Unpack the image's layers for `platform` (platforms.Only) into `snapshotter`: the shared helper.
+ * With `ready`, while the image is still being fetched.
+ */
+export async function unpackImage(client: Client, target: Descriptor, platform: Platform, snapshotter: string, ready?: BlobReady): Promise<string> {
+  return unpackShared(client, target, onlyMatcher(platform), snapshotter, ready);
 }
 
 // ---------------------------------------------------------------------------------------------

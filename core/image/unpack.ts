@@ -47,6 +47,12 @@ export interface ApplyOptions {
   expectDigest?: string;
   /** "sha256:<hex>" (or sha512) the uncompressed tar must hash to. */
   expectDiffID?: string;
+  /**
+   * Don't hash the bytes as given: the caller knows their digest already (a content store blob,
+   * verified when it was committed; containerd's differ only hashes the tar too). The result's
+   * `digest` is then "". Not with expectDigest.
+   */
+  skipDigest?: boolean;
   /** Apply the archive's uid/gid (default: when running as root). */
   sameOwner?: boolean;
   /** Overlay mode: the lower directories, topmost first, whose directories lend their metadata to parents the layer does not carry. */
@@ -55,7 +61,7 @@ export interface ApplyOptions {
 }
 
 export interface ApplyResult {
-  /** Digest of the bytes as given (the layer/blob digest). */
+  /** Digest of the bytes as given (the layer/blob digest); "" with skipDigest. */
   digest: string;
   /** Digest of the uncompressed tar (the diffID). Equal to digest for uncompressed layers. */
   diffID: string;
@@ -120,9 +126,10 @@ export async function applyLayer(
   const digestAlg = digestAlgo(opts.expectDigest, "expected digest") ?? "sha256";
   const diffAlg = digestAlgo(opts.expectDiffID, "expected diffID") ?? "sha256";
   if (opts.mediaType !== undefined) compressionOfMediaType(opts.mediaType);
+  if (opts.skipDigest && opts.expectDigest !== undefined) throw new Error("applyLayer: skipDigest and expectDigest exclude each other");
 
   const applier = new Applier(targetDir, opts);
-  const blobHash = new Bun.CryptoHasher(digestAlg);
+  const blobHash = opts.skipDigest ? undefined : new Bun.CryptoHasher(digestAlg);
   let size = 0;
   let reader: TarReader | undefined;
   let compression: Compression = "none";
@@ -138,10 +145,10 @@ export async function applyLayer(
     }
     compression = sniffed;
     const counted = tap(raw, (c) => {
-      blobHash.update(c);
+      blobHash?.update(c);
       size += c.byteLength;
     });
-    tarHash = compression === "none" && diffAlg === digestAlg ? undefined : new Bun.CryptoHasher(diffAlg);
+    tarHash = blobHash && compression === "none" && diffAlg === digestAlg ? undefined : new Bun.CryptoHasher(diffAlg);
     const tarBytes = tap(decompress(counted, compression), (c) => {
       tarHash?.update(c);
       uncompressedSize += c.byteLength;
@@ -165,7 +172,7 @@ export async function applyLayer(
   } finally {
     applier.close();
   }
-  const digest = `${digestAlg}:${blobHash.digest("hex")}`;
+  const digest = blobHash ? `${digestAlg}:${blobHash.digest("hex")}` : "";
   const diffID = tarHash ? `${diffAlg}:${tarHash.digest("hex")}` : digest;
   if (opts.expectDigest !== undefined && opts.expectDigest !== digest) throw new DigestMismatchError("layer digest", opts.expectDigest, digest);
   if (opts.expectDiffID !== undefined && opts.expectDiffID !== diffID) throw new DigestMismatchError("layer diffID", opts.expectDiffID, diffID);

@@ -7,7 +7,8 @@ import { type Command, type Ctx, labelArgs } from "../app";
 import { Client } from "../client";
 import { withLease } from "./leases";
 import { formatDuration } from "../units";
-import { fetchImage, pushImage, unpackImage } from "../transfer";
+import { type FetchOptions, fetchImage, pushImage, unpackImage } from "../transfer";
+import type { Descriptor } from "../../image/manifest";
 
 const IMAGES = "containerd.services.images.v1.Images";
 
@@ -57,14 +58,41 @@ const FETCH_FLAGS: Command["flags"] = [
   { name: "metadata-only", type: "bool", help: "Pull all metadata including manifests and configs" },
 ];
 
-async function doFetch(c: Ctx, client: Client, ref: string) {
+async function doFetch(c: Ctx, client: Client, ref: string, hooks: Pick<FetchOptions, "onResolved" | "onStored"> = {}) {
   const all = !!c.flags["all-platforms"];
   let platforms: Platform[] | undefined;
   if (!all) {
     platforms = platformsOf(c);
     if (!platforms.length) platforms = [hostPlatform()];
   }
-  return fetchImage(client, ref, ref, { registry: registryOptions(c), platforms, labels: labelArgs((c.flags.label as string[]) ?? []), progress: out });
+  return fetchImage(client, ref, ref, { registry: registryOptions(c), platforms, labels: labelArgs((c.flags.label as string[]) ?? []), progress: out, ...hooks });
+}
+
+/**
+ * The blobs of a fetch in progress, for an unpack that runs alongside it: ready(desc) resolves
+ * once the fetch stored desc, or once the fetch ended (the blob is then read as it is, there or
+ * not), and rejects once the fetch failed.
+ */
+class BlobArrivals {
+  private readonly waiting = new Map<string, PromiseWithResolvers<void>>();
+  private readonly end = Promise.withResolvers<void>();
+
+  constructor() {
+    this.end.promise.catch(() => {});
+  }
+
+  private entry(digest: string): PromiseWithResolvers<void> {
+    let w = this.waiting.get(digest);
+    if (!w) this.waiting.set(digest, (w = Promise.withResolvers<void>()));
+    return w;
+  }
+
+  stored = (desc: Descriptor): void => this.entry(desc.digest).resolve();
+  ready = (desc: Descriptor): Promise<void> => Promise.race([this.entry(desc.digest).promise, this.end.promise]);
+  done(error?: unknown): void {
+    if (error === undefined) this.end.resolve();
+    else this.end.reject(error);
+  }
 }
 
 export const pullCommand: Command = {
@@ -90,18 +118,44 @@ command. As part of this process, we do the following:
     const ref = c.args[0];
     if (!ref) throw new Error("please provide an image reference to pull");
     const client = await c.client();
+    const snapshotter = String(c.flags.snapshotter || "overlayfs");
     await withLease(client, async (lease) => {
       const lc = await leased(c, lease);
       try {
-        const img = await doFetch(c, lc, ref);
+        // One platform (the usual case): its layers are unpacked while later ones are still
+        // downloading, each as soon as it is stored, as containerd's client.Pull unpacks (ctr 1.6
+        // fetches everything first). The output stays ctr's: "unpacking" comes after the
+        // progress display, "done" times what was left of the unpack after the fetch.
+        const all = !!c.flags["all-platforms"];
         let ps: Platform[] = platformsOf(c);
-        if (c.flags["all-platforms"]) ps = await imagePlatformsOf(lc, img.target);
+        if (!ps.length) ps = [hostPlatform()];
+        const eager = !all && ps.length === 1 ? ps[0] : undefined;
+        const arrivals = eager && new BlobArrivals();
+        let early: Promise<string> | undefined;
+        const hooks: Pick<FetchOptions, "onResolved" | "onStored"> = arrivals
+          ? {
+              onResolved: (target) => {
+                early = unpackImage(lc, { ...target, size: Number(target.size) }, eager!, snapshotter, arrivals.ready);
+                early.catch(() => {}); // its error is the pull's once the fetch is through
+              },
+              onStored: arrivals.stored,
+            }
+          : {};
+        let img;
+        try {
+          img = await doFetch(c, lc, ref, hooks);
+          arrivals?.done();
+        } catch (e) {
+          arrivals?.done(e);
+          await early?.catch(() => {}); // an Apply in flight finishes before the lease goes
+          throw e;
+        }
+        if (all) ps = await imagePlatformsOf(lc, img.target);
         if (!ps.length) ps = [hostPlatform()];
         const start = Date.now();
-        const snapshotter = String(c.flags.snapshotter || "overlayfs");
         for (const p of ps) {
           out(`unpacking ${formatPlatform(p)} ${img.target.digest}...\n`);
-          const chainID = await unpackImage(lc, { ...img.target, size: Number(img.target.size) }, p, snapshotter);
+          const chainID = early && p === eager ? await early : await unpackImage(lc, { ...img.target, size: Number(img.target.size) }, p, snapshotter);
           if (c.flags["print-chainid"]) out(`image chain ID: ${chainID}\n`);
         }
         out(`done: ${formatDuration(Date.now() - start)}\t\n`);
