@@ -228,9 +228,22 @@ exit $rc
     return p.pid;
   }
 
+  /**
+   * Host files the daemons see differently (bind-mounted over them in the session's namespace only),
+   * e.g. /etc/subuid for dockerd's --userns-remap. Set before the first start.
+   */
+  etcOverrides: Record<string, string> = {};
+  /** Extra dockerd flags. Set before startDockerd. */
+  dockerdArgs: string[] = [];
+
   /** The private mount namespace with a tmpfs on /run. */
   startHolder(): void {
     const ready = join(this.dir, "ns-ready");
+    const binds = Object.entries(this.etcOverrides).map(([target, content], i) => {
+      const src = join(this.dir, `etc-override-${i}`);
+      writeFileSync(src, content);
+      return `mount --bind '${src}' '${target}' && `;
+    });
     this.holderPid = this.spawnDaemon("holder", [
       "unshare",
       "-m",
@@ -239,7 +252,7 @@ exit $rc
       "--",
       "sh",
       "-c",
-      `mount -t tmpfs -o mode=755,size=256m bunker-test-run /run && mkdir -p /run/containerd /run/lock && touch '${ready}' && exec sleep 100000`,
+      `mount -t tmpfs -o mode=755,size=256m bunker-test-run /run && ${binds.join("")}mkdir -p /run/containerd /run/lock && touch '${ready}' && exec sleep 100000`,
     ]);
     const end = Date.now() + 10_000;
     while (!existsSync(ready)) {
@@ -350,6 +363,7 @@ disabled_plugins = [
       ...(OURS_UNDER_TEST ? ["--init-path", join(import.meta.dir, "..", "dist/bin/docker-init")] : []),
       "--userland-proxy=false",
       "--debug",
+      ...this.dockerdArgs,
     ];
     const env = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: this.dir };
     const pid = this.spawnDaemon("dockerd", this.inNs(argv), env);
