@@ -1,6 +1,6 @@
 // containerd.services.namespaces.v1.Namespaces (not namespaced itself), with containerd's events.
 import { type Exchange, publishFor } from "../events";
-import { status, Code } from "../errdefs";
+import { status, Code, untranslated } from "../errdefs";
 import { defineService, unary } from "../grpc";
 import type { FieldMask } from "../types";
 import {
@@ -42,9 +42,10 @@ export const namespacesService = (db: MetadataDB, events: Exchange) =>
           for (const p of paths) {
             if (!p.startsWith("labels.")) throw status(Code.INVALID_ARGUMENT, `cannot update ${JSON.stringify(p)} field`);
             const key = p.slice("labels.".length);
-            setNamespaceLabel(db, ns.name, key, ns.labels[key] ?? "");
+            // containerd returns the store's SetLabel errors untranslated (code Unknown).
+            untranslated(() => setNamespaceLabel(db, ns.name, key, ns.labels[key] ?? ""));
           }
-        } else replaceNamespaceLabels(db, ns.name, ns.labels);
+        } else untranslated(() => replaceNamespaceLabels(db, ns.name, ns.labels));
       });
       publishFor(events, ctx, "/namespaces/update", "containerd.events.NamespaceUpdate", { name: ns.name, labels: ns.labels });
       return { namespace: ns };
