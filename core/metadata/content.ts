@@ -27,11 +27,10 @@ interface Row {
 
 const fromRow = (r: Row): ContentRecord => ({ digest: r.digest, size: r.size, labels: parseMap(r.labels), createdAt: textTime(r.created_at), updatedAt: textTime(r.updated_at) });
 
-/** Filter adaptor of content: digest, size, labels.<k>. */
+/** Filter adaptor of content: digest and labels.<k> (containerd 1.6 does not filter by size). */
 export function contentAdaptor(c: ContentRecord) {
   return (path: string[]): [string, boolean] => {
     if (path[0] === "digest") return [c.digest, c.digest.length > 0];
-    if (path[0] === "size") return [String(c.size), true];
     if (path[0] === "labels") return mapField(path.slice(1), c.labels);
     return ["", false];
   };

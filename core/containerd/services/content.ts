@@ -175,7 +175,7 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
     }),
 
     List: serverStream<{ filters: string[] }, { info: Info[] }>(async (req, ctx, send) => {
-      const all = listContent(db, ctx.namespace(), parseFilters(req.filters, { doubled: true }));
+      const all = listContent(db, ctx.namespace(), parseFilters(req.filters));
       for (let i = 0; i < all.length; i += 100) await send({ info: all.slice(i, i + 100).map(infoToProto) });
     }),
 
