@@ -364,17 +364,18 @@ describe("GarbageCollector: abandoned ingests", () => {
     try {
       const store = new ContentStore(join(dir, "io.containerd.content.v1.content"));
       const gc = new GarbageCollector(db, store, new Map());
-      for (const ref of ["ns/old", "ns/new", "ns/held"]) {
+      // The content service's store refs: "<ns>/1/<ref>" (containerd's names).
+      for (const ref of ["ns/1/old", "ns/1/new", "ns/1/held"]) {
         const w = store.writer(ref);
         w.write(Buffer.from("partial"));
         w.close();
       }
-      for (const ref of ["ns/old", "ns/held"]) writeFileSync(join(store.ingestDir(ref), "updatedat"), "2000-01-01T00:00:00Z");
+      for (const ref of ["ns/1/old", "ns/1/held"]) writeFileSync(join(store.ingestDir(ref), "updatedat"), "2000-01-01T00:00:00Z");
       createLease(db, "ns", "l");
       addLeaseResource(db, "ns", "l", { type: "ingests", id: "held" });
       const st = await gc.collect();
       expect(st.ingests).toBe(1);
-      expect(store.listStatuses().map((i) => i.ref).sort()).toEqual(["ns/held", "ns/new"]);
+      expect(store.listStatuses().map((i) => i.ref).sort()).toEqual(["ns/1/held", "ns/1/new"]);
     } finally {
       db.close();
       rmSync(dir, { recursive: true, force: true });

@@ -122,6 +122,17 @@ interface IngestRow {
   updated_at: string;
 }
 
+/**
+ * The content store's ref for a client's ingest ref in a namespace: containerd's metadata store
+ * names an ingest `<ns>/<sequence>/<ref>`, the sequence of the ingest's new bucket, so 1. The
+ * ingest directory is the ref's sha256, and `content active` lists the directories in readdir
+ * order: the same names give the real ctr the same order as containerd's.
+ */
+export const ingestStoreRef = (ns: string, ref: string) => `${ns}/1/${ref}`;
+
+/** The client's ref of a store ref in `ns` (also of an older version's `<ns>/<ref>`). */
+export const ingestClientRef = (ns: string, storeRef: string) => storeRef.slice(ns.length + 1).replace(/^\d+\//, "");
+
 const ingestFromRow = (r: IngestRow): IngestRecord => ({ ref: r.ref, expected: r.expected, total: r.total, startedAt: textTime(r.started_at), updatedAt: textTime(r.updated_at) });
 
 export function findIngest(m: MetadataDB, ns: string, ref: string): IngestRecord | undefined {
