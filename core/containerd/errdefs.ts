@@ -86,7 +86,10 @@ export function untranslated<T>(fn: () => T): T {
 }
 
 export function codeOf(e: unknown): number {
-  return e instanceof ErrDef ? e.code : typeof (e as any)?.code === "number" ? (e as any).code : Code.UNKNOWN;
+  if (e instanceof ErrDef) return e.code;
+  // The snapshotters' errors (core/snapshots/errors.ts) carry their class's gRPC code.
+  if (typeof (e as any)?.grpcCode === "number") return (e as any).grpcCode;
+  return typeof (e as any)?.code === "number" ? (e as any).code : Code.UNKNOWN;
 }
 
 export const isNotFound = (e: unknown) => codeOf(e) === Code.NOT_FOUND;

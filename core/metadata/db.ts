@@ -134,6 +134,21 @@ CREATE TABLE containers (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: "snapshot key sequences",
+    sql: `
+-- containerd names a backing snapshot "<namespace>/<n>/<key>", n the next value of a sequence of
+-- the namespace's snapshotter bucket (one step per Prepare, View and Commit that succeeded). Error
+-- messages of the snapshotters quote these names, so ours count the same way.
+CREATE TABLE snapshot_sequences (
+  namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+  snapshotter TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  PRIMARY KEY (namespace, snapshotter)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 /** A labels/annotations JSON column. */
