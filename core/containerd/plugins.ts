@@ -167,7 +167,7 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
       type: PluginType.GRPC,
       id: "content",
       requires: viaService,
-      init: (ic): GrpcPlugin => ({ services: [contentService(ic.get(PluginType.Content), ic.get(PluginType.Metadata))] }),
+      init: (ic): GrpcPlugin => ({ services: [contentService(ic.get(PluginType.Content), ic.get(PluginType.Metadata), ic.get(PluginType.Event))] }),
     },
     {
       type: PluginType.GRPC,
@@ -208,7 +208,7 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
       type: PluginType.GRPC,
       id: "snapshots",
       requires: viaService,
-      init: (ic): GrpcPlugin => ({ services: [snapshotsService(ic.getAll<Snapshotter>(PluginType.Snapshot), ic.get(PluginType.Metadata))] }),
+      init: (ic): GrpcPlugin => ({ services: [snapshotsService(ic.getAll<Snapshotter>(PluginType.Snapshot), ic.get(PluginType.Metadata), ic.get(PluginType.Event))] }),
     },
     {
       type: PluginType.GRPC,

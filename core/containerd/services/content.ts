@@ -9,6 +9,7 @@
 import { ContentStore, type IngestStatus, parseDigest, type Writer } from "../../content/store";
 import { alreadyExists, Code, ErrDef, failedPrecondition, invalidArgument, isAlreadyExists, notFound, status } from "../errdefs";
 import { parseFilters } from "../filters";
+import { type Exchange, publishFor } from "../events";
 import { bidiStream, defineService, serverStream, unary } from "../grpc";
 import { type FieldMask, now, type Time, type Timestamp, toTimestamp } from "../types";
 import { type ContentRecord, type MetadataDB, addContent, addToRequestLease, deleteContent, ensureNamespace, findContent, getContent, ingestClientRef, ingestStoreRef, listContent, namespaceExists, updateContent } from "../../metadata";
@@ -164,7 +165,7 @@ async function openWriter(store: ContentStore, db: MetadataDB, ns: string, lease
   };
 }
 
-export const contentService = (store: ContentStore, db: MetadataDB) =>
+export const contentService = (store: ContentStore, db: MetadataDB, events?: Exchange) =>
   defineService("containerd.services.content.v1.Content", {
     Info: unary<{ digest: string }, { info: Info }>((req, ctx) => {
       const c = getContent(db, ctx.namespace(), req.digest);
@@ -191,6 +192,7 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
           store.delete(req.digest);
         } catch {}
       }
+      if (events) publishFor(events, ctx, "/content/delete", "containerd.events.ContentDelete", { digest: req.digest });
       return {};
     }),
 

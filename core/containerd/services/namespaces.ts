@@ -53,7 +53,8 @@ export const namespacesService = (db: MetadataDB, events: Exchange) =>
 
     Delete: unary<{ name: string }, object>((req, ctx) => {
       deleteNamespace(db, req.name);
-      publishFor(events, ctx, "/namespaces/delete", "containerd.events.NamespaceDelete", { name: req.name });
+      // containerd publishes the deletion in the deleted namespace (create and update in the caller's).
+      publishFor(events, { ...ctx, namespace: () => req.name }, "/namespaces/delete", "containerd.events.NamespaceDelete", { name: req.name });
       return {};
     }),
   });

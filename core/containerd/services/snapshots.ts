@@ -6,7 +6,8 @@
 import type { Snapshotter } from "../../snapshots";
 import { Code, invalidArgument, notFound, status } from "../errdefs";
 import { parseFilters } from "../filters";
-import { defineService, serverStream, unary } from "../grpc";
+import { type CallContext, defineService, serverStream, unary } from "../grpc";
+import { type Exchange, publishFor } from "../events";
 import { type FieldMask, type Mount, type Timestamp, toTimestamp } from "../types";
 import {
   type MetadataDB,
@@ -55,7 +56,11 @@ function requireKey(key: string): void {
   if (!key) throw status(Code.UNKNOWN, "bucket name required");
 }
 
-export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: MetadataDB) => {
+export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: MetadataDB, events?: Exchange) => {
+  // containerd's snapshots service publishes Prepare, Commit and Remove (not View, nor label updates).
+  const publish = (ctx: CallContext, topic: string, type: string, event: object) => {
+    if (events) publishFor(events, ctx, topic, type, event);
+  };
   const pick = (name: string): [string, Snapshotter] => {
     const n = name || DEFAULT_SNAPSHOTTER;
     const sn = snapshotters.get(n);
@@ -120,7 +125,11 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
   };
 
   return defineService("containerd.services.snapshots.v1.Snapshots", {
-    Prepare: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>((req, ctx) => create("active", req, ctx.namespace(), ctx.lease())),
+    Prepare: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>(async (req, ctx) => {
+      const r = await create("active", req, ctx.namespace(), ctx.lease());
+      publish(ctx, "/snapshot/prepare", "containerd.events.SnapshotPrepare", { key: req.key, parent: req.parent });
+      return r;
+    }),
 
     View: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>((req, ctx) => create("view", req, ctx.namespace(), ctx.lease())),
 
@@ -151,6 +160,7 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
             useSnapshotSequence(db, ns, name, seq);
             addToRequestLease(db, ns, ctx.lease(), { type: `snapshots/${name}`, id: req.name });
           });
+          publish(ctx, "/snapshot/commit", "containerd.events.SnapshotCommit", { key: req.key, name: req.name });
           return {};
         }),
       );
@@ -162,6 +172,7 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
       get(ns, name, req.key);
       const rec = removeSnapshot(db, ns, name, req.key);
       await sn.remove(rec.backingKey).catch((e) => ctx.log.warn("remove backing snapshot", { key: rec.backingKey, error: String(e) }));
+      publish(ctx, "/snapshot/remove", "containerd.events.SnapshotRemove", { key: req.key });
       return {};
     })),
 
