@@ -6,7 +6,7 @@ import { alreadyExists, invalidArgument, notFound, q } from "../containerd/errde
 import { type Filter, mapField } from "../containerd/filters";
 import { validateLabel } from "../containerd/identifiers";
 import { now, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 export interface ContentRecord {
@@ -36,8 +36,16 @@ export function contentAdaptor(c: ContentRecord) {
   };
 }
 
+/** containerd's validateInfo: labels within the size limit, errors prefixed "info.Labels". */
 function validateLabels(labels: Record<string, string>): void {
-  for (const [k, v] of Object.entries(labels)) validateLabel(k, v);
+  for (const [k, v] of Object.entries(labels)) {
+    try {
+      validateLabel(k, v);
+    } catch (e: any) {
+      e.message = `info.Labels: ${e.message}`;
+      throw e;
+    }
+  }
 }
 
 export function findContent(m: MetadataDB, ns: string, digest: string): ContentRecord | undefined {
@@ -63,6 +71,7 @@ export function addContent(m: MetadataDB, ns: string, c: { digest: string; size:
   return m.write(() => {
     ensureNamespace(m, ns);
     if (findContent(m, ns, c.digest)) throw alreadyExists(`content ${c.digest}`);
+    checkLabelKeys(c.labels, `writing labels for info ${c.digest}`);
     const t = now();
     const rec: ContentRecord = { digest: c.digest, size: c.size, labels: JSON.parse(stringifyMap(c.labels)), createdAt: t, updatedAt: t };
     m.db.query("INSERT INTO content (namespace, digest, size, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)").run(ns, c.digest, c.size, stringifyMap(rec.labels), timeText(t), timeText(t));
@@ -84,6 +93,7 @@ export function updateContent(m: MetadataDB, ns: string, digest: string, labels:
       } else throw invalidArgument(`cannot update ${q(p)} field on content info ${q(digest)}`);
     }
     validateLabels(next);
+    checkLabelKeys(next, `writing labels for info ${digest}`);
     const t = now();
     m.db.query("UPDATE content SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?").run(stringifyMap(next), timeText(t), ns, digest);
     return { ...cur, labels: JSON.parse(stringifyMap(next)), updatedAt: t };

@@ -6,7 +6,7 @@ import { alreadyExists, invalidArgument, notFound, notImplemented, q } from "../
 import { type Filter, mapField } from "../containerd/filters";
 import { digestProblem } from "../containerd/identifiers";
 import { compareTime, now, parseRFC3339, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 /** The label holding a lease's expiry (RFC 3339), set by `ctr leases create --expires`. */
@@ -57,6 +57,7 @@ export function createLease(m: MetadataDB, ns: string, id: string, labels: Recor
   return m.write(() => {
     ensureNamespace(m, ns);
     if (findLease(m, ns, id)) throw alreadyExists(`lease ${q(id)}`);
+    checkLabelKeys(labels);
     const rec: LeaseRecord = { id, labels: JSON.parse(stringifyMap(labels)), createdAt: now() };
     m.db.query("INSERT INTO leases (namespace, id, labels, created_at) VALUES (?, ?, ?, ?)").run(ns, id, stringifyMap(rec.labels), timeText(rec.createdAt));
     return rec;

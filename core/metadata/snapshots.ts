@@ -18,7 +18,7 @@ export function validateSnapshotLabels(labels: Record<string, string> | undefine
   }
 }
 import { now, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 export type SnapshotKind = "active" | "view" | "committed";
@@ -184,6 +184,8 @@ export function updateSnapshotLabels(m: MetadataDB, ns: string, snapshotter: str
       } else throw invalidArgument(`cannot update ${q(p)} field on snapshot ${q(key)}`);
     }
     validateSnapshotLabels(next);
+    // containerd 1.6 wraps this write's error as "failed to read labels".
+    checkLabelKeys(next, "failed to read labels");
     const t = now();
     m.db.query("UPDATE snapshots SET labels = ?, updated_at = ? WHERE namespace = ? AND snapshotter = ? AND key = ?").run(stringifyMap(next), timeText(t), ns, snapshotter, key);
     return getSnapshot(m, ns, snapshotter, key);

@@ -13,6 +13,7 @@ import {
   type MetadataDB,
   type SnapshotRecord,
   addToRequestLease,
+  checkLabelKeys,
   commitSnapshot,
   createSnapshot,
   findSnapshot,
@@ -106,6 +107,7 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
       if (!p) throw notFound(`parent snapshot ${req.parent} does not exist`);
       parentBacking = p.backingKey;
     }
+    checkLabelKeys(req.labels);
     // containerd takes the sequence step in a transaction of its own before it calls the
     // snapshotter: a Prepare the snapshotter refuses still uses up its number.
     const seq = snapshotSequence(db, ns, name) + 1;
@@ -150,6 +152,7 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
           requireKey(req.name);
           if (findSnapshot(db, ns, name, req.name)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.name)}: already exists`);
           const s = get(ns, name, req.key);
+          checkLabelKeys(req.labels);
           const seq = snapshotSequence(db, ns, name) + 1;
           const bk = backingKey(ns, seq, req.name);
           // The committed snapshot has the commit's labels only, not the active one's.
