@@ -62,7 +62,8 @@ export function pluginInfo(p: LoadedPlugin): PluginInfo {
 export const introspectionService = (plugins: () => LoadedPlugin[], uuid: string) =>
   defineService("containerd.services.introspection.v1.Introspection", {
     Plugins: unary<{ filters: string[] }, { plugins: PluginInfo[] }>((req) => {
-      const filter = parseFilters(req.filters);
+      // containerd wraps the filters' InvalidArgument once more ("...: invalid argument: invalid argument").
+      const filter = parseFilters(req.filters, { doubled: true });
       const infos = plugins()
         .filter((p) => !p.reg.hidden)
         .map(pluginInfo)

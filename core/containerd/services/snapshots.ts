@@ -96,25 +96,26 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
     validateSnapshotLabels(req.labels);
     return db.gcLock.shared(() => serialized(ns, name, () => createLocked(kind, req, ns, lease, name, sn)));
   };
-  // containerd's order: the key's bucket (AlreadyExists), the parent (NotFound), then the
-  // snapshotter, whose errors (a parent that is not committed, ...) quote the backing keys.
+  // containerd 1.6's order: a first transaction looks for the key (AlreadyExists) and the parent
+  // (NotFound) and takes the sequence step; then the snapshotter, whose errors (a parent that is
+  // not committed, ...) quote the backing keys; then a second transaction makes the key's bucket
+  // (an empty key: "bucket name required") and writes the labels (an empty key: "key required"),
+  // the snapshotter's snapshot removed again when it fails. A step taken is never given back.
   const createLocked = async (kind: "active" | "view", req: CreateRequest, ns: string, lease: string | undefined, name: string, sn: Snapshotter) => {
-    requireKey(req.key);
-    if (findSnapshot(db, ns, name, req.key)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.key)}: already exists`);
+    if (req.key && findSnapshot(db, ns, name, req.key)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.key)}: already exists`);
     let parentBacking = "";
     if (req.parent) {
       const p = findSnapshot(db, ns, name, req.parent);
       if (!p) throw notFound(`parent snapshot ${req.parent} does not exist`);
       parentBacking = p.backingKey;
     }
-    checkLabelKeys(req.labels);
-    // containerd takes the sequence step in a transaction of its own before it calls the
-    // snapshotter: a Prepare the snapshotter refuses still uses up its number.
     const seq = snapshotSequence(db, ns, name) + 1;
     useSnapshotSequence(db, ns, name, seq);
     const bk = backingKey(ns, seq, req.key);
     const mounts = kind === "active" ? await sn.prepare(bk, parentBacking, req.labels) : await sn.view(bk, parentBacking, req.labels);
     try {
+      requireKey(req.key);
+      checkLabelKeys(req.labels);
       db.write(() => {
         createSnapshot(db, ns, { snapshotter: name, key: req.key, backingKey: bk, parent: req.parent, kind, labels: req.labels });
         addToRequestLease(db, ns, lease, { type: `snapshots/${name}`, id: req.key });
