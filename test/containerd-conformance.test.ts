@@ -101,6 +101,19 @@ afterAll(async () => {
   if (problems.length) throw new Error(`cleanup left resources behind:\n  ${problems.join("\n  ")}`);
 }, 60_000);
 
+/**
+ * Run a collection now in both daemons (a lease removed with --sync): pending deletions are then
+ * collected, and none schedules another while the test runs. Views have no gc.root label, so a
+ * collection in the middle of a test could take them from one daemon and not from the other.
+ */
+function settleGC(): void {
+  for (const d of [real, our]) {
+    ctr(d, ["-n", "cf-gc", "leases", "create", "--id", "settle"]);
+    const r = ctr(d, ["-n", "cf-gc", "leases", "rm", "--sync", "settle"]);
+    if (r.code !== 0) throw new Error(`${d.name}: leases rm --sync: ${fmt(r)}`);
+  }
+}
+
 const BIG = "a".repeat(5000);
 const T = 60_000;
 
@@ -153,6 +166,7 @@ describePeer("the real ctr against the real containerd and ours", skip, () => {
   }, T);
 
   test("content: ingest, active, commit errors, labels, and a deleted namespace's ingests", () => {
+    settleGC(); // the committed blob has no lease and no root: keep collections out of the test
     const n = ["-n", "cf-content"];
     const data = "conformance blob\n".repeat(64);
     const dgst = `sha256:${new Bun.CryptoHasher("sha256").update(data).digest("hex")}`;
@@ -186,9 +200,21 @@ describePeer("the real ctr against the real containerd and ours", skip, () => {
     same([...n, "leases", "rm", "big", "empty", "blank"]);
   }, T);
 
+  test("leases: an expired lease is listed until a deletion triggers a collection", async () => {
+    const n = ["-n", "cf-expiry"];
+    same([...n, "leases", "create", "--id", "short", "--expires", "1s"]);
+    same([...n, "leases", "create", "--id", "other"]);
+    await sleep(1500);
+    expect(same([...n, "leases", "ls", "-q"])).toContain("other\nshort\n");
+    same([...n, "leases", "rm", "other"]);
+    for (const d of [real, our]) expect(await waitFor(() => ctr(d, [...n, "leases", "ls", "-q"]).stdout === "", 10_000, 100), d.name).toBe(true);
+  }, T);
+
   for (const sn of ["overlayfs", "native"]) {
     test(`snapshots (${sn}): backing keys in the errors, the order of the checks, mounts`, () => {
       const n = ["-n", `cf-${sn}`, "snapshots", "--snapshotter", sn];
+      settleGC();
+      const root = "containerd.io/gc.root=x";
       const steps: string[][] = [
         ["prepare", "a"],
         ["mounts", "/mnt", "a"],
@@ -202,12 +228,14 @@ describePeer("the real ctr against the real containerd and ours", skip, () => {
         ["commit", "", "c"],
         ["prepare", "e", "c"],
         ["view", "v", "c"],
+        ["label", "v", root],
         ["view", "v2", "e"], // parent not committed: a failed view still uses up its number
         ["commit", "f", "v"], // native: a view of a parent has no directory to walk
         ["mounts", "/mnt", "e"],
         ["mounts", "/mnt", "c"],
         ["mounts", "/mnt", "v"],
         ["view", "v0"],
+        ["label", "v0", root],
         ["mounts", "/mnt", "v0"],
         ["prepare", "g"],
         ["commit", "h", "g"],
@@ -262,22 +290,26 @@ describePeer("the real ctr against the real containerd and ours", skip, () => {
     const subs = [subscribe(real), subscribe(our)];
     try {
       await sleep(500);
+      settleGC();
       const n = ["-n", "cf-events"];
       const data = "event blob\n";
       const dgst = `sha256:${new Bun.CryptoHasher("sha256").update(data).digest("hex")}`;
       const steps: [string[], string?][] = [
         [["namespaces", "create", "cf-events", "a=b"]],
         [["namespaces", "label", "cf-events", "c=d"]],
+        // Before any deletion schedules a collection, a root label keeps the blob from it.
+        [[...n, "content", "ingest", "blob"], data],
+        [[...n, "content", "label", dgst, "containerd.io/gc.root=x"]],
         [[...n, "images", "import", img.archive]],
         [[...n, "images", "tag", BUSYBOX_REF, "x:1"]],
         [[...n, "images", "label", "x:1", "foo=bar"]],
-        [[...n, "images", "rm", "x:1"]],
+        // No deletion before the view (no gc.root label) is removed: a collection could take it.
         [[...n, "snapshots", "prepare", "s1"]],
         [[...n, "snapshots", "commit", "s2", "s1"]],
         [[...n, "snapshots", "view", "v1", "s2"]],
         [[...n, "snapshots", "label", "s2", "k=v"]],
         [[...n, "snapshots", "rm", "v1", "s2"]],
-        [[...n, "content", "ingest", "blob"], data],
+        [[...n, "images", "rm", "x:1"]],
         [[...n, "content", "rm", dgst]],
         [[...n, "leases", "create", "--id", "l1"]],
         [[...n, "leases", "rm", "l1"]],
