@@ -131,6 +131,19 @@ describePeer("the real ctr against the real containerd and ours", skip, () => {
     same(["namespaces", "ls", "-q"]);
   }, T);
 
+  test("a caller's invalid or empty namespace: the errors and their codes, per service", () => {
+    for (const ns of ["bad name", "", "-x"]) {
+      for (const args of [["snapshots", "ls"], ["snapshots", "tree"], ["snapshots", "prepare", "k"], ["content", "ls"], ["content", "active"], ["images", "ls"], ["leases", "ls"], ["leases", "create"]]) {
+        same(["-n", ns, ...args]);
+      }
+      // The namespace is made (or labelled), then publishing its event in the caller's fails.
+      same(["-n", ns, "namespaces", "create", "cf-by-bad"]);
+      same(["-n", ns, "namespaces", "label", "cf-by-bad", "a=b"]);
+      same(["namespaces", "ls"]);
+      same(["-n", ns, "namespaces", "rm", "cf-by-bad"]);
+    }
+  }, T);
+
   test("filters: malformed ones fail with containerd's messages, per service", () => {
     const filters = [
       "bad==",

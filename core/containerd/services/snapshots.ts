@@ -4,7 +4,7 @@
 // snapshotter), so namespaces never see each other's snapshots. Requests pick the snapshotter by
 // name ("" = overlayfs). The snapshotter's own errors reach the client as containerd's do.
 import type { Snapshotter } from "../../snapshots";
-import { Code, invalidArgument, notFound, status } from "../errdefs";
+import { Code, invalidArgument, notFound, status, untranslated } from "../errdefs";
 import { parseFilters } from "../filters";
 import { type CallContext, defineService, serverStream, unary } from "../grpc";
 import { type Exchange, publishFor } from "../events";
@@ -195,7 +195,9 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
 
     List: serverStream<{ snapshotter: string; filters: string[] }, { info: Info[] }>(async (req, ctx, send) => {
       const [name] = pick(req.snapshotter);
-      const all = listSnapshots(db, ctx.namespace(), name, parseFilters(req.filters));
+      // containerd's List returns the metadata Walk's errors untranslated (code Unknown): a bad
+      // namespace, a bad filter.
+      const all = untranslated(() => listSnapshots(db, ctx.namespace(), name, parseFilters(req.filters)));
       for (let i = 0; i < all.length; i += 100) await send({ info: all.slice(i, i + 100).map(infoToProto) });
     }),
 
