@@ -105,8 +105,8 @@ async function readContent(c: Client, digest: string): Promise<Buffer> {
 
 const contentDir = () => join(d.root, "io.containerd.content.v1.content");
 const blobFile = (digest: string) => join(contentDir(), "blobs", "sha256", digest.slice(7));
-/** Our store's ingest directory of a namespace's ref (sha256 of "<ns>/<ref>"). */
-const ingestData = (ns: string, ref: string) => join(contentDir(), "ingest", createHash("sha256").update(`${ns}/${ref}`).digest("hex"), "data");
+/** Our store's ingest directory of a namespace's ref (sha256 of "<ns>/1/<ref>", as containerd names it). */
+const ingestData = (ns: string, ref: string) => join(contentDir(), "ingest", createHash("sha256").update(`${ns}/1/${ref}`).digest("hex"), "data");
 
 interface TestImage {
   ref: string;
@@ -256,16 +256,16 @@ class RegistryProxy {
  */
 async function concurrentPulls(proxy: RegistryProxy, ns: string, pullRef: string, img: TestImage, extra: string[] = []): Promise<[ExecResult, ExecResult]> {
   const layerRef = `layer-${img.layer.digest}`;
-  const lockedBefore = d.log().split(`${ns}/${layerRef} locked for`).length;
+  const lockedBefore = d.log().split(`${ns}/1/${layerRef} locked for`).length;
   const hold = proxy.hold(img.layer.digest, MiB + MiB / 2);
   const first = started(ns, ["images", "pull", "--plain-http", ...extra, pullRef]);
   try {
     const reached = await Promise.race([hold.reached.then(() => true), first.proc.exited.then(() => false)]);
     if (!reached) throw new Error(`the first pull ended before the proxy held its layer: ${JSON.stringify(await first.finish())}`);
     const second = started(ns, ["images", "pull", "--plain-http", ...extra, pullRef]);
-    // Our daemon logs every refused STAT ("rpc failed ... ref <ns>/<ref> locked for ..."): the
+    // Our daemon logs every refused STAT ("rpc failed ... ref <ns>/1/<ref> locked for ..."): the
     // second pull is waiting for the first one's ingest.
-    const waiting = await waitFor(() => d.log().split(`${ns}/${layerRef} locked for`).length > lockedBefore || second.proc.exitCode !== null, 30_000, 50);
+    const waiting = await waitFor(() => d.log().split(`${ns}/1/${layerRef} locked for`).length > lockedBefore || second.proc.exitCode !== null, 30_000, 50);
     expect(waiting).toBe(true);
     expect(second.proc.exitCode).toBeNull();
     hold.release();

@@ -323,7 +323,7 @@ for (const name of IMPLS) {
           },
         ]);
       } else {
-        expect(ctr).toEqual([{ type: "bind", source: snap(4), options: ["rw", "rbind"] }]);
+        expect(ctr).toEqual([{ type: "bind", source: snap(4), options: ["rbind", "rw"] }]);
       }
       expect(await s.mounts("ctr")).toEqual(ctr);
       await withMounted(ctr, (r) => {
@@ -363,9 +363,9 @@ for (const name of IMPLS) {
         expect(v0).toEqual([{ type: "bind", source: join(snap(7), "fs"), options: ["ro", "rbind"] }]);
         expect(existsSync(join(snap(5), "work"))).toBe(false);
       } else {
-        expect(v3).toEqual([{ type: "bind", source: snap(3), options: ["ro", "rbind"] }]);
-        expect(v1).toEqual([{ type: "bind", source: snap(1), options: ["ro", "rbind"] }]);
-        expect(v0).toEqual([{ type: "bind", source: snap(7), options: ["ro", "rbind"] }]);
+        expect(v3).toEqual([{ type: "bind", source: snap(3), options: ["rbind", "ro"] }]);
+        expect(v1).toEqual([{ type: "bind", source: snap(1), options: ["rbind", "ro"] }]);
+        expect(v0).toEqual([{ type: "bind", source: snap(7), options: ["rbind", "ro"] }]);
         // A view on a parent reads the parent: no directory (and no copy) of its own.
         expect(existsSync(snap(5))).toBe(false);
         expect(existsSync(snap(6))).toBe(false);
@@ -462,10 +462,13 @@ for (const name of IMPLS) {
         [() => s.prepare("l1", "l1"), "AlreadyExists", "failed to create snapshot: snapshot l1: already exists"],
         [() => s.view("x", "missing"), "NotFound", 'failed to create snapshot: missing parent "missing" bucket: not found'],
         [() => s.prepare("x", "act"), "InvalidArgument", 'failed to create snapshot: parent "act" is not committed snapshot: invalid argument'],
-        [() => s.commit("l1", "act"), "AlreadyExists", `failed to commit snapshot${ov ? " act" : ""}: committed snapshot l1: already exists`],
+        [() => s.commit("l1", "act"), "AlreadyExists", "failed to commit snapshot: committed snapshot l1: already exists"],
         [() => s.commit("x", "nope"), "NotFound", "snapshot does not exist: not found"],
-        [() => s.commit("x", "v"), "FailedPrecondition", `failed to commit snapshot${ov ? " v" : ""}: snapshot "v" is not active: failed precondition`],
-        [() => s.commit("x", "l1"), "FailedPrecondition", `failed to commit snapshot${ov ? " l1" : ""}: snapshot "l1" is not active: failed precondition`],
+        // A native view of a parent has no directory: containerd's usage walk fails first.
+        ov
+          ? [() => s.commit("x", "v"), "FailedPrecondition", 'failed to commit snapshot: snapshot "v" is not active: failed precondition']
+          : [() => s.commit("x", "v"), "Unknown", `lstat ${snap(3)}: no such file or directory`],
+        [() => s.commit("x", "l1"), "FailedPrecondition", 'failed to commit snapshot: snapshot "l1" is not active: failed precondition'],
         [() => s.remove("nope"), "NotFound", `${ov ? "failed to remove snapshot nope" : "failed to remove"}: snapshot nope: not found`],
         [() => s.remove("l1"), "FailedPrecondition", `${ov ? "failed to remove snapshot l1" : "failed to remove"}: cannot remove snapshot with child: failed precondition`],
         [() => s.update({ name: "nope", labels: {} }), "NotFound", "snapshot does not exist: not found"],

@@ -73,8 +73,23 @@ export function status(code: CodeValue, message: string): ErrDef {
   return new ErrDef(code, message);
 }
 
+/**
+ * What a Go handler sends for an error it returns without errdefs.ToGRPC: code Unknown with the
+ * error's text (so the real ctr prints "...: invalid argument: unknown").
+ */
+export function untranslated<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new ErrDef(Code.UNKNOWN, messageOf(e));
+  }
+}
+
 export function codeOf(e: unknown): number {
-  return e instanceof ErrDef ? e.code : typeof (e as any)?.code === "number" ? (e as any).code : Code.UNKNOWN;
+  if (e instanceof ErrDef) return e.code;
+  // The snapshotters' errors (core/snapshots/errors.ts) carry their class's gRPC code.
+  if (typeof (e as any)?.grpcCode === "number") return (e as any).grpcCode;
+  return typeof (e as any)?.code === "number" ? (e as any).code : Code.UNKNOWN;
 }
 
 export const isNotFound = (e: unknown) => codeOf(e) === Code.NOT_FOUND;

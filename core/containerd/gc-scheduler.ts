@@ -4,7 +4,9 @@
 //     (anything unrecorded older than the daemon);
 //   - after deletions: once deletion_threshold deletions were seen (0: any deletion), after
 //     schedule_delay; after mutation_threshold mutations;
-//   - when the earliest lease expiry (containerd.io/gc.expire) passes;
+//   (an expired lease, containerd.io/gc.expire passed, goes at the next of these collections,
+//   not when it expires: containerd 1.6 schedules nothing for expiries, and the real ctr lists
+//   an expired lease until some deletion triggers a collection);
 //   - on demand (ScheduleAndWait: images/leases Delete with sync).
 // pause_threshold bounds the share of time spent collecting: as in containerd, the next scheduled
 // (not on-demand) collection waits avg / pause_threshold - avg after the previous one, avg being
@@ -12,11 +14,6 @@
 // wall time of the whole collection, whose asynchronous removal of backing snapshots interleaves
 // with other requests and, on a busy machine, would push the next collection seconds away).
 import { type CollectOptions, GarbageCollector, type GCStats } from "./gc";
-import { compareTime, now } from "./types";
-import { expiredLeases } from "../metadata";
-
-/** How often the scheduler looks for leases that expired since the last collection. */
-export const EXPIRY_POLL_MS = 2_000;
 
 export interface SchedulerConfig {
   pauseThreshold: number;
@@ -65,7 +62,6 @@ export class GCScheduler {
   private mutations = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = Infinity;
-  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEnd = 0;
   private readonly created = Date.now();
   /** containerd's gcTime and collections: the mean pause paces the scheduled collections. */
@@ -80,26 +76,15 @@ export class GCScheduler {
     readonly cfg: SchedulerConfig = DEFAULT_SCHEDULER_CONFIG,
   ) {}
 
-  private poll: ReturnType<typeof setInterval> | undefined;
-
   start(): void {
     // Everything on disk older than this daemon and not recorded is a crash's orphan.
     this.schedule(this.cfg.startupDelayMs, { orphanBefore: this.created });
-    // Leases created with an expiry since the last collection: a cheap look every few seconds.
-    this.poll = setInterval(() => {
-      try {
-        if (expiredLeases(this.gc.db).length) this.schedule(0);
-      } catch {}
-    }, EXPIRY_POLL_MS);
-    (this.poll as { unref?: () => void }).unref?.();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.poll) clearInterval(this.poll);
     if (this.timer) clearTimeout(this.timer);
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.timer = this.expiryTimer = undefined;
+    this.timer = undefined;
   }
 
   /** Something was deleted (an image, a lease, content, a snapshot). */
@@ -140,7 +125,6 @@ export class GCScheduler {
     this.lastEnd = Date.now();
     this.pauseSum += st.metaMs;
     this.collections++;
-    this.scheduleExpiry(st);
     return st;
   }
 
@@ -153,18 +137,5 @@ export class GCScheduler {
     if (pt <= 0 || !this.collections) return 0;
     const avg = this.pauseSum / this.collections;
     return Math.min(Math.max(0, avg / pt - avg), 5_000);
-  }
-
-  private scheduleExpiry(st: GCStats): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
-    if (this.stopped || !st.nextExpiry) return;
-    const t = now();
-    const ms = compareTime(st.nextExpiry, t) <= 0 ? 0 : (st.nextExpiry.seconds - t.seconds) * 1000 + (st.nextExpiry.nanos - t.nanos) / 1e6;
-    // setTimeout caps at ~24.8 days; re-check then.
-    this.expiryTimer = setTimeout(() => {
-      this.expiryTimer = undefined;
-      this.schedule(0);
-    }, Math.min(Math.max(0, ms) + 10, 2 ** 31 - 1));
   }
 }

@@ -18,7 +18,7 @@
 // leaves only orphans on disk (never a record pointing at missing data); every collection also
 // removes orphans: at startup all of them, later those older than a grace period (a write in
 // flight commits its blob / prepares its snapshot a moment before recording it).
-import { EXPIRE_LABEL, type MetadataDB, parseMap } from "../metadata";
+import { EXPIRE_LABEL, ingestStoreRef, type MetadataDB, parseMap } from "../metadata";
 import { compareTime, formatRFC3339, now, parseRFC3339, type Time } from "./types";
 import type { ContentStore } from "../content/store";
 import type { Snapshotter } from "../snapshots";
@@ -161,7 +161,7 @@ export class GarbageCollector {
     // write for INGEST_EXPIRY_MS), like containerd's expiring ingests.
     const doomedIngests = new Set(plan.ingestRefs);
     const leasedIngests = new Set(
-      this.db.db.query<{ ref: string }, []>("SELECT namespace || '/' || id AS ref FROM lease_resources WHERE type = 'ingests'").all().map((r) => r.ref),
+      this.db.db.query<{ namespace: string; id: string }, []>("SELECT namespace, id FROM lease_resources WHERE type = 'ingests'").all().map((r) => ingestStoreRef(r.namespace, r.id)),
     );
     const ingestCutoff = Date.now() - INGEST_EXPIRY_MS;
     try {
@@ -317,7 +317,7 @@ export class GarbageCollector {
     for (const i of ingestRows) {
       if (black.has(iNode(i.namespace, i.ref))) continue;
       db.query("DELETE FROM ingests WHERE namespace = ? AND ref = ?").run(i.namespace, i.ref);
-      ingestRefs.push(`${i.namespace}/${i.ref}`); // the content service's ingest ref
+      ingestRefs.push(ingestStoreRef(i.namespace, i.ref)); // the content service's ingest ref
       stats.ingestRecords++;
     }
     return { stats, digests, backing, ingestRefs };

@@ -202,6 +202,8 @@ function makeContext(method: string, call: grpc.ServerUnaryCall<any, any> | grpc
 /** The status a thrown value answers with. */
 export function toStatus(e: unknown): Partial<grpc.StatusObject> {
   if (e instanceof ErrDef) return { code: e.code as grpc.status, details: e.message };
+  // A snapshotter's error keeps its class's code, as errdefs.ToGRPC gives containerd's.
+  if (typeof (e as any)?.grpcCode === "number") return { code: (e as any).grpcCode, details: messageOf(e) };
   return { code: grpc.status.UNKNOWN, details: messageOf(e) };
 }
 

@@ -3,7 +3,7 @@
 import { MetadataDB } from "../metadata";
 import { Exchange } from "./events";
 import type { GrpcPlugin, LoadedPlugin, PluginRegistration } from "./plugin";
-import { PluginType } from "./plugin";
+import { hostPlatform, PluginType } from "./plugin";
 import { eventsService } from "./services/events";
 import { healthService } from "./services/health";
 import { imagesService } from "./services/images";
@@ -45,29 +45,40 @@ export const CONTAINERD_SERVICES = [
   "grpc.health.v1.Health",
 ];
 
-/** `loaded` gives the introspection service the daemon's plugins (as loaded so far). */
+/** Go's time.Duration String() of whole milliseconds: "0s", "100ms", "1.5s", "1m30s". */
+function goDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const sec = ((ms % 60_000) / 1000).toString();
+  return `${h ? `${h}h` : ""}${h || m ? `${m}m` : ""}${sec}s`;
+}
+
+/**
+ * containerd's io.containerd.service.v1 plugins for the services we have: listed as containerd
+ * lists them (the gRPC plugins require them); the gRPC plugins do the work.
+ */
+const SERVICE_PLUGINS: [id: string, requires: string[]][] = [
+  ["introspection-service", []],
+  ["content-service", [PluginType.Event, PluginType.Metadata]],
+  ["diff-service", [PluginType.Differ]],
+  ["images-service", [PluginType.Metadata, PluginType.GC]],
+  ["leases-service", [PluginType.Metadata]],
+  ["namespaces-service", [PluginType.Event, PluginType.Metadata]],
+  ["snapshots-service", [PluginType.Event, PluginType.Metadata]],
+];
+
+/**
+ * `loaded` gives the introspection service the daemon's plugins (as loaded so far).
+ *
+ * The order, the requirements, platforms and exports are containerd 1.6's (what `ctr plugins ls
+ * [-d]` shows), for the plugins we have; the metadata plugin is "sqlite" (not bolt: its meta.db is
+ * a SQLite database).
+ */
 export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration[] {
+  const viaService = [PluginType.Service];
   return [
-    {
-      type: PluginType.Metadata,
-      id: "sqlite",
-      init: (ic) => {
-        const db = MetadataDB.open(ic.config.root);
-        ic.exports.path = db.path;
-        ic.exports.policy = "shared";
-        ic.onClose(() => db.close());
-        return db;
-      },
-    },
-    {
-      type: PluginType.Event,
-      id: "exchange",
-      init: (ic) => {
-        const ex = new Exchange();
-        ic.onStop(() => ex.close());
-        return ex;
-      },
-    },
     {
       type: PluginType.Content,
       id: "content",
@@ -76,12 +87,14 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
         return new ContentStore(ic.root);
       },
     },
-    ...(["overlayfs", "native"] as const).map(
+    ...(["native", "overlayfs"] as const).map(
       (name): PluginRegistration => ({
         type: PluginType.Snapshot,
         id: name,
         init: async (ic) => {
-          ic.exports.root = ic.root;
+          ic.platforms.push(hostPlatform());
+          // containerd's native snapshotter exports nothing; overlayfs its root.
+          if (name === "overlayfs") ic.exports.root = ic.root;
           let sn: Snapshotter;
           try {
             sn = await openSnapshotter(name, ic.config.root);
@@ -94,46 +107,73 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
       }),
     ),
     {
+      type: PluginType.Metadata,
+      id: "sqlite",
+      requires: [PluginType.Content, PluginType.Snapshot],
+      init: (ic) => {
+        const db = MetadataDB.open(ic.config.root);
+        ic.exports.path = db.path;
+        ic.exports.policy = "shared";
+        ic.onClose(() => db.close());
+        return db;
+      },
+    },
+    {
       type: PluginType.Differ,
       id: "walking",
-      requires: [PluginType.Content, PluginType.Metadata],
-      init: () => ({}),
+      requires: [PluginType.Metadata],
+      init: (ic) => {
+        ic.platforms.push(hostPlatform());
+        return {};
+      },
+    },
+    {
+      type: PluginType.Event,
+      id: "exchange",
+      init: (ic) => {
+        const ex = new Exchange();
+        ic.onStop(() => ex.close());
+        return ex;
+      },
     },
     {
       // containerd's garbage collection (gc.ts) and its scheduler (gc-scheduler.ts).
       type: PluginType.GC,
       id: "scheduler",
-      requires: [PluginType.Metadata, PluginType.Content, PluginType.Snapshot],
+      requires: [PluginType.Metadata],
       init: (ic) => {
         const gc = new GarbageCollector(ic.get(PluginType.Metadata), ic.get(PluginType.Content), ic.getAll<Snapshotter>(PluginType.Snapshot), ic.log);
-        const s = new GCScheduler(gc, schedulerConfig(ic.pluginConfig));
+        const cfg = schedulerConfig(ic.pluginConfig);
+        Object.assign(ic.exports, {
+          PauseThreshold: String(cfg.pauseThreshold),
+          DeletionThreshold: String(cfg.deletionThreshold),
+          MutationThreshold: String(cfg.mutationThreshold),
+          ScheduleDelay: goDuration(cfg.scheduleDelayMs),
+        });
+        const s = new GCScheduler(gc, cfg);
         s.start();
         ic.onStop(() => s.stop());
         return s;
       },
     },
+    ...SERVICE_PLUGINS.map(([id, requires]): PluginRegistration => ({ type: PluginType.Service, id, ...(requires.length ? { requires } : {}), init: () => ({}) })),
     {
       type: PluginType.GRPC,
-      id: "content",
-      requires: [PluginType.Content, PluginType.Metadata],
-      init: (ic): GrpcPlugin => ({ services: [contentService(ic.get(PluginType.Content), ic.get(PluginType.Metadata))] }),
+      id: "introspection",
+      requires: viaService,
+      init: (ic): GrpcPlugin => ({ services: [introspectionService(loaded, serverUUID(ic.root))] }),
     },
     {
       type: PluginType.GRPC,
-      id: "snapshots",
-      requires: [PluginType.Snapshot, PluginType.Metadata],
-      init: (ic): GrpcPlugin => ({ services: [snapshotsService(ic.getAll<Snapshotter>(PluginType.Snapshot), ic.get(PluginType.Metadata))] }),
+      id: "content",
+      requires: viaService,
+      init: (ic): GrpcPlugin => ({ services: [contentService(ic.get(PluginType.Content), ic.get(PluginType.Metadata), ic.get(PluginType.Event))] }),
     },
     {
       type: PluginType.GRPC,
       id: "diff",
-      requires: [PluginType.Differ, PluginType.Content, PluginType.Metadata],
+      requires: viaService,
       init: (ic): GrpcPlugin => ({ services: [diffService(ic.get(PluginType.Content), ic.get(PluginType.Metadata))] }),
-    },
-    {
-      type: PluginType.GRPC,
-      id: "introspection",
-      init: (ic): GrpcPlugin => ({ services: [introspectionService(loaded, serverUUID(ic.root))] }),
     },
     {
       type: PluginType.GRPC,
@@ -149,20 +189,26 @@ export function builtinPlugins(loaded: () => LoadedPlugin[]): PluginRegistration
     {
       type: PluginType.GRPC,
       id: "images",
-      requires: [PluginType.Metadata, PluginType.Event],
+      requires: viaService,
       init: (ic): GrpcPlugin => ({ services: [imagesService(ic.get(PluginType.Metadata), ic.get(PluginType.Event), gcOf(ic))] }),
     },
     {
       type: PluginType.GRPC,
       id: "leases",
-      requires: [PluginType.Metadata],
+      requires: viaService,
       init: (ic): GrpcPlugin => ({ services: [leasesService(ic.get(PluginType.Metadata), gcOf(ic))] }),
     },
     {
       type: PluginType.GRPC,
       id: "namespaces",
-      requires: [PluginType.Metadata, PluginType.Event],
+      requires: viaService,
       init: (ic): GrpcPlugin => ({ services: [namespacesService(ic.get(PluginType.Metadata), ic.get(PluginType.Event))] }),
+    },
+    {
+      type: PluginType.GRPC,
+      id: "snapshots",
+      requires: viaService,
+      init: (ic): GrpcPlugin => ({ services: [snapshotsService(ic.getAll<Snapshotter>(PluginType.Snapshot), ic.get(PluginType.Metadata), ic.get(PluginType.Event))] }),
     },
     {
       type: PluginType.GRPC,

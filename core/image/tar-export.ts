@@ -3,7 +3,8 @@
 //
 //   writeTar(dir, out)            every entry below dir (dir itself is not an entry)
 //   diffDirs(lowerDirs, upperDir) an overlayfs upper dir as a layer: whiteout devices (0:0 char)
-//                                 become ".wh.<name>", opaque dirs (trusted.overlay.opaque=y)
+//                                 become ".wh.<name>" (mode 0, owner 0, the time of the diff,
+//                                 as containerd writes deletions), opaque dirs (trusted.overlay.opaque=y)
 //                                 get a ".wh..wh..opq" entry right after their own entry
 //
 // The output is deterministic for a given tree: entries in depth-first order with each
@@ -88,6 +89,8 @@ interface Walk {
   overlay: boolean;
   /** For pruning whiteouts: does rel exist in a lower dir? */
   inLower?: (rel: string) => boolean;
+  /** The time written for whiteouts (containerd's: when the diff started). */
+  whiteoutTime?: { sec: number; nsec: number };
   signal?: AbortSignal;
 }
 
@@ -125,7 +128,8 @@ async function* tarChunks(w: Walk): AsyncGenerator<Uint8Array> {
     const mtime = { sec: Number(st.mtimeNs / 1_000_000_000n), nsec: Number(st.mtimeNs % 1_000_000_000n) };
     if (t === "whiteout" && w.overlay) {
       if (w.inLower && !w.inLower(rel)) return;
-      const out = g.add(encodeHeader({ name: `${dir}.wh.${base}`, type: "file", mode: 0o644, uid: Number(st.uid), gid: Number(st.gid), mtime }));
+      // As containerd's change writer writes a deletion: mode 0, owner 0, the diff's start time.
+      const out = g.add(encodeHeader({ name: `${dir}.wh.${base}`, type: "file", mode: 0, uid: 0, gid: 0, mtime: w.whiteoutTime ?? mtime }));
       if (out) yield out;
       return;
     }
@@ -264,7 +268,9 @@ export async function diffDirs(lowerDirs: string[], upperDir: string, out: TarSi
           }
         })
     : undefined;
-  return emit(tarChunks({ root: upperDir, xattrs: opts.xattrs ?? "capability", overlay: true, inLower, signal: opts.signal }), out, opts.compression ?? "none");
+  const t = Date.now();
+  const whiteoutTime = { sec: Math.floor(t / 1000), nsec: (t % 1000) * 1_000_000 };
+  return emit(tarChunks({ root: upperDir, xattrs: opts.xattrs ?? "capability", overlay: true, inLower, whiteoutTime, signal: opts.signal }), out, opts.compression ?? "none");
 }
 
 /** The tar of a tree as a ReadableStream (pull-driven). */

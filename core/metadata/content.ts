@@ -6,7 +6,7 @@ import { alreadyExists, invalidArgument, notFound, q } from "../containerd/errde
 import { type Filter, mapField } from "../containerd/filters";
 import { validateLabel } from "../containerd/identifiers";
 import { now, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 export interface ContentRecord {
@@ -27,18 +27,25 @@ interface Row {
 
 const fromRow = (r: Row): ContentRecord => ({ digest: r.digest, size: r.size, labels: parseMap(r.labels), createdAt: textTime(r.created_at), updatedAt: textTime(r.updated_at) });
 
-/** Filter adaptor of content: digest, size, labels.<k>. */
+/** Filter adaptor of content: digest and labels.<k> (containerd 1.6 does not filter by size). */
 export function contentAdaptor(c: ContentRecord) {
   return (path: string[]): [string, boolean] => {
     if (path[0] === "digest") return [c.digest, c.digest.length > 0];
-    if (path[0] === "size") return [String(c.size), true];
     if (path[0] === "labels") return mapField(path.slice(1), c.labels);
     return ["", false];
   };
 }
 
+/** containerd's validateInfo: labels within the size limit, errors prefixed "info.Labels". */
 function validateLabels(labels: Record<string, string>): void {
-  for (const [k, v] of Object.entries(labels)) validateLabel(k, v);
+  for (const [k, v] of Object.entries(labels)) {
+    try {
+      validateLabel(k, v);
+    } catch (e: any) {
+      e.message = `info.Labels: ${e.message}`;
+      throw e;
+    }
+  }
 }
 
 export function findContent(m: MetadataDB, ns: string, digest: string): ContentRecord | undefined {
@@ -64,6 +71,7 @@ export function addContent(m: MetadataDB, ns: string, c: { digest: string; size:
   return m.write(() => {
     ensureNamespace(m, ns);
     if (findContent(m, ns, c.digest)) throw alreadyExists(`content ${c.digest}`);
+    checkLabelKeys(c.labels, `writing labels for info ${c.digest}`);
     const t = now();
     const rec: ContentRecord = { digest: c.digest, size: c.size, labels: JSON.parse(stringifyMap(c.labels)), createdAt: t, updatedAt: t };
     m.db.query("INSERT INTO content (namespace, digest, size, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)").run(ns, c.digest, c.size, stringifyMap(rec.labels), timeText(t), timeText(t));
@@ -85,6 +93,7 @@ export function updateContent(m: MetadataDB, ns: string, digest: string, labels:
       } else throw invalidArgument(`cannot update ${q(p)} field on content info ${q(digest)}`);
     }
     validateLabels(next);
+    checkLabelKeys(next, `writing labels for info ${digest}`);
     const t = now();
     m.db.query("UPDATE content SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?").run(stringifyMap(next), timeText(t), ns, digest);
     return { ...cur, labels: JSON.parse(stringifyMap(next)), updatedAt: t };
@@ -122,6 +131,17 @@ interface IngestRow {
   started_at: string;
   updated_at: string;
 }
+
+/**
+ * The content store's ref for a client's ingest ref in a namespace: containerd's metadata store
+ * names an ingest `<ns>/<sequence>/<ref>`, the sequence of the ingest's new bucket, so 1. The
+ * ingest directory is the ref's sha256, and `content active` lists the directories in readdir
+ * order: the same names give the real ctr the same order as containerd's.
+ */
+export const ingestStoreRef = (ns: string, ref: string) => `${ns}/1/${ref}`;
+
+/** The client's ref of a store ref in `ns` (also of an older version's `<ns>/<ref>`). */
+export const ingestClientRef = (ns: string, storeRef: string) => storeRef.slice(ns.length + 1).replace(/^\d+\//, "");
 
 const ingestFromRow = (r: IngestRow): IngestRecord => ({ ref: r.ref, expected: r.expected, total: r.total, startedAt: textTime(r.started_at), updatedAt: textTime(r.updated_at) });
 

@@ -13,6 +13,7 @@
 import { Database } from "bun:sqlite";
 import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { Code, q, status } from "../containerd/errdefs";
 import { formatRFC3339, now, parseRFC3339, type Time } from "../containerd/types";
 
 export const METADATA_PLUGIN_DIR = "io.containerd.metadata.v1.sqlite";
@@ -134,7 +135,35 @@ CREATE TABLE containers (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: "snapshot key sequences",
+    sql: `
+-- containerd names a backing snapshot "<namespace>/<n>/<key>", n the next value of a sequence of
+-- the namespace's snapshotter bucket (one step per Prepare, View and Commit that succeeded). Error
+-- messages of the snapshotters quote these names, so ours count the same way.
+CREATE TABLE snapshot_sequences (
+  namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+  snapshotter TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  PRIMARY KEY (namespace, snapshotter)
+) WITHOUT ROWID;
+`,
+  },
 ];
+
+/**
+ * containerd's boltutil.WriteLabels skips empty values and puts the rest in a bucket, which refuses
+ * an empty key: `failed to set label ""="v": key required`, code Unknown (no errdefs class), with
+ * `context` in front when the caller wraps it ("writing labels for image x").
+ */
+export function checkLabelKeys(labels: Record<string, string> | undefined, context?: string): void {
+  for (const [k, v] of Object.entries(labels ?? {})) {
+    if (k !== "" || v === "") continue;
+    const msg = `failed to set label ${q(k)}=${q(v)}: key required`;
+    throw status(Code.UNKNOWN, context ? `${context}: ${msg}` : msg);
+  }
+}
 
 /** A labels/annotations JSON column. */
 export function parseMap(s: string | null | undefined): Record<string, string> {

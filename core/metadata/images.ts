@@ -4,7 +4,7 @@ import { alreadyExists, invalidArgument, notFound, q } from "../containerd/errde
 import { type Filter, mapField } from "../containerd/filters";
 import { digestProblem, validateLabel } from "../containerd/identifiers";
 import { now, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 export interface ImageTarget {
@@ -97,6 +97,8 @@ export function listImages(m: MetadataDB, ns: string, filter?: Filter): ImageRec
 }
 
 function write(m: MetadataDB, ns: string, img: ImageRecord, insert: boolean): void {
+  // dropEmpty kept only labels with values: an empty key among them is refused as bolt does.
+  checkLabelKeys(img.labels, `writing labels for image ${img.name}`);
   const args = [img.target.mediaType, img.target.digest, img.target.size, stringifyMap(img.target.annotations), stringifyMap(img.labels), timeText(img.createdAt), timeText(img.updatedAt), ns, img.name] as const;
   if (insert) {
     m.db.query("INSERT INTO images (media_type, digest, size, annotations, labels, created_at, updated_at, namespace, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(...args);

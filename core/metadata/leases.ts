@@ -4,9 +4,9 @@
 import { randomBytes } from "node:crypto";
 import { alreadyExists, invalidArgument, notFound, notImplemented, q } from "../containerd/errdefs";
 import { type Filter, mapField } from "../containerd/filters";
-import { digestProblem, validateLabel } from "../containerd/identifiers";
+import { digestProblem } from "../containerd/identifiers";
 import { compareTime, now, parseRFC3339, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 /** The label holding a lease's expiry (RFC 3339), set by `ctr leases create --expires`. */
@@ -53,10 +53,11 @@ export function findLease(m: MetadataDB, ns: string, id: string): LeaseRecord | 
 /** Create; AlreadyExists `lease "x": already exists`. Creates the namespace when missing. */
 export function createLease(m: MetadataDB, ns: string, id: string, labels: Record<string, string> = {}): LeaseRecord {
   if (!id) throw invalidArgument("lease id must be provided");
-  for (const [k, v] of Object.entries(labels)) validateLabel(k, v);
+  // containerd writes a lease's labels as given: no size check, unlike other objects' labels.
   return m.write(() => {
     ensureNamespace(m, ns);
     if (findLease(m, ns, id)) throw alreadyExists(`lease ${q(id)}`);
+    checkLabelKeys(labels);
     const rec: LeaseRecord = { id, labels: JSON.parse(stringifyMap(labels)), createdAt: now() };
     m.db.query("INSERT INTO leases (namespace, id, labels, created_at) VALUES (?, ?, ?, ?)").run(ns, id, stringifyMap(rec.labels), timeText(rec.createdAt));
     return rec;

@@ -1,7 +1,7 @@
 // Namespaces: created explicitly (Namespaces/Create) or implicitly by the first write in them, as
 // containerd does. Deleting one is refused while it still holds images, blobs, containers or
 // snapshots; its leases and ingests go with it.
-import { alreadyExists, failedPrecondition, notFound, q } from "../containerd/errdefs";
+import { alreadyExists, Code, failedPrecondition, notFound, q, status } from "../containerd/errdefs";
 import { validateIdentifier, validateLabel } from "../containerd/identifiers";
 import { type MetadataDB, parseMap, stringifyMap, timeText } from "./db";
 
@@ -33,7 +33,10 @@ export function createNamespace(m: MetadataDB, name: string, labels: Record<stri
   }
   m.write(() => {
     if (namespaceExists(m, name)) throw alreadyExists(`namespace ${q(name)}`);
-    m.db.query("INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?)").run(name, stringifyMap(labels, { keepEmpty: true }), timeText());
+    // containerd puts every label, empty values too, into a bolt bucket: an empty key is refused.
+    if ("" in labels) throw status(Code.UNKNOWN, "key required");
+    // A label with an empty value is never listed by containerd (checked with the real ctr).
+    m.db.query("INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?)").run(name, stringifyMap(labels), timeText());
   });
 }
 
@@ -51,6 +54,8 @@ export function setNamespaceLabel(m: MetadataDB, name: string, key: string, valu
     throw e;
   }
   validateIdentifier(name);
+  // An empty value deletes the key (no error); a value is put under it, which bolt refuses for "".
+  if (key === "" && value !== "") throw status(Code.UNKNOWN, "key required");
   m.write(() => {
     ensureNamespace(m, name);
     const labels = namespaceLabels(m, name);
@@ -71,6 +76,7 @@ export function replaceNamespaceLabels(m: MetadataDB, name: string, labels: Reco
     }
   }
   validateIdentifier(name);
+  if (Object.entries(labels).some(([k, v]) => k === "" && v !== "")) throw status(Code.UNKNOWN, "key required");
   m.write(() => {
     ensureNamespace(m, name);
     m.db.query("UPDATE namespaces SET labels = ? WHERE name = ?").run(stringifyMap(labels), name);

@@ -2,11 +2,23 @@
 // keys (`backingKey`, unique across namespaces, e.g. "<namespace>/<n>/<key>"); this table maps a
 // namespace's key to it and keeps the parent (a key in the same namespace), the kind and the
 // labels. Removing a snapshot that still has children is refused.
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, q } from "../containerd/errdefs";
+import { alreadyExists, ErrDef, failedPrecondition, invalidArgument, notFound, q } from "../containerd/errdefs";
 import { type Filter, mapField } from "../containerd/filters";
 import { validateLabel } from "../containerd/identifiers";
+
+/** containerd's validateSnapshot: every label within the size limit, errors prefixed "info.Labels". */
+export function validateSnapshotLabels(labels: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(labels ?? {})) {
+    try {
+      validateLabel(k, v);
+    } catch (e) {
+      if (e instanceof ErrDef) throw new ErrDef(e.code, `info.Labels: ${e.message}`);
+      throw e;
+    }
+  }
+}
 import { now, type Time } from "../containerd/types";
-import { type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
+import { checkLabelKeys, type MetadataDB, parseMap, stringifyMap, textTime, timeText } from "./db";
 import { ensureNamespace } from "./namespaces";
 
 export type SnapshotKind = "active" | "view" | "committed";
@@ -84,6 +96,21 @@ export function snapshotChildren(m: MetadataDB, ns: string, snapshotter: string,
   return m.db.query<{ key: string }, [string, string, string]>("SELECT key FROM snapshots WHERE namespace = ? AND snapshotter = ? AND parent = ? ORDER BY key").all(ns, snapshotter, key).map((r) => r.key);
 }
 
+/** The last value of a namespace's backing key sequence for a snapshotter (0: none yet). */
+export function snapshotSequence(m: MetadataDB, ns: string, snapshotter: string): number {
+  return m.db.query<{ seq: number }, [string, string]>("SELECT seq FROM snapshot_sequences WHERE namespace = ? AND snapshotter = ?").get(ns, snapshotter)?.seq ?? 0;
+}
+
+/** Record that `seq` of the sequence was used (it never goes back). */
+export function useSnapshotSequence(m: MetadataDB, ns: string, snapshotter: string, seq: number): void {
+  m.write(() => {
+    ensureNamespace(m, ns);
+    m.db
+      .query("INSERT INTO snapshot_sequences (namespace, snapshotter, seq) VALUES (?, ?, ?) ON CONFLICT (namespace, snapshotter) DO UPDATE SET seq = max(seq, excluded.seq)")
+      .run(ns, snapshotter, seq);
+  });
+}
+
 /** Snapshot keys of every namespace mapped to a snapshotter's backing keys (for its garbage collection). */
 export function backingKeys(m: MetadataDB, snapshotter: string): Set<string> {
   return new Set(m.db.query<{ backing_key: string }, [string]>("SELECT backing_key FROM snapshots WHERE snapshotter = ?").all(snapshotter).map((r) => r.backing_key));
@@ -98,7 +125,7 @@ export function createSnapshot(
   ns: string,
   s: { snapshotter: string; key: string; backingKey: string; parent?: string; kind: "active" | "view"; labels?: Record<string, string> },
 ): SnapshotRecord {
-  for (const [k, v] of Object.entries(s.labels ?? {})) validateLabel(k, v);
+  validateSnapshotLabels(s.labels);
   return m.write(() => {
     ensureNamespace(m, ns);
     if (findSnapshot(m, ns, s.snapshotter, s.key)) throw alreadyExists(`snapshot ${q(s.key)}`);
@@ -129,7 +156,7 @@ export function commitSnapshot(
   name: string,
   opts: { backingKey?: string; labels?: Record<string, string> } = {},
 ): SnapshotRecord {
-  for (const [k, v] of Object.entries(opts.labels ?? {})) validateLabel(k, v);
+  validateSnapshotLabels(opts.labels);
   return m.write(() => {
     const cur = getSnapshot(m, ns, snapshotter, key);
     if (cur.kind !== "active") throw failedPrecondition(`snapshot ${q(key)} is not active`);
@@ -156,7 +183,9 @@ export function updateSnapshotLabels(m: MetadataDB, ns: string, snapshotter: str
         next[k] = labels[k] ?? "";
       } else throw invalidArgument(`cannot update ${q(p)} field on snapshot ${q(key)}`);
     }
-    for (const [k, v] of Object.entries(next)) validateLabel(k, v);
+    validateSnapshotLabels(next);
+    // containerd 1.6 wraps this write's error as "failed to read labels".
+    checkLabelKeys(next, "failed to read labels");
     const t = now();
     m.db.query("UPDATE snapshots SET labels = ?, updated_at = ? WHERE namespace = ? AND snapshotter = ? AND key = ?").run(stringifyMap(next), timeText(t), ns, snapshotter, key);
     return getSnapshot(m, ns, snapshotter, key);

@@ -11,7 +11,7 @@
 // start-up (and cleanup()) removes exactly those, under the write lock.
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { wrap } from "./errors";
+import { SnapshotError, wrap } from "./errors";
 import { diskUsage, fsyncDir, removeAll } from "./fsutil";
 import {
   allRecords,
@@ -142,9 +142,13 @@ export abstract class DirSnapshotter implements Snapshotter {
   async commit(name: string, key: string, labels?: Labels): Promise<void> {
     await this.ms.write(async (tx) => {
       const { id, info } = getInfo(tx, key);
-      // Usage of what the snapshot holds now; a non-active key fails in commitActive below (we
-      // skip the walk, whose path may not even exist for a view, to report that error instead).
-      const usage = info.kind === Kind.Active ? await diskUsage(this.usagePath(id)) : { size: 0, inodes: 0 };
+      // Usage of what the snapshot holds now. containerd walks the usage path of any key first;
+      // a non-active one then fails in commitActive below. We skip that walk, but not its error
+      // when the path does not exist (a native view of a parent has no directory of its own).
+      const path = this.usagePath(id);
+      let usage = { size: 0, inodes: 0 };
+      if (info.kind === Kind.Active) usage = await diskUsage(path);
+      else if (!existsSync(path)) throw new SnapshotError("Unknown", `lstat ${path}: no such file or directory`);
       try {
         commitActive(tx, key, name, usage, labels);
       } catch (e) {

@@ -53,6 +53,7 @@ export class NativeSnapshotter extends DirSnapshotter {
 
   protected mountsOf(s: StoredSnapshot): Mount[] {
     const source = s.parentIDs.length === 0 || s.kind === Kind.Active ? this.snapshotDir(s.id) : this.snapshotDir(s.parentIDs[0]!);
-    return [{ type: "bind", source, options: [s.kind === Kind.View ? "ro" : "rw", "rbind"] }];
+    // containerd 1.6.20's order: "rbind" first (ctr prints "-o rbind,rw").
+    return [{ type: "bind", source, options: ["rbind", s.kind === Kind.View ? "ro" : "rw"] }];
   }
 }

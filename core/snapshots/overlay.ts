@@ -35,7 +35,8 @@ export class OverlaySnapshotter extends DirSnapshotter {
   private readonly skipCheck: boolean;
   protected readonly errs = {
     mounts: "failed to get active mount",
-    commit: (key: string) => `failed to commit snapshot ${key}`,
+    // containerd 1.6.20's overlay names the key in Remove's error, not in Commit's.
+    commit: (_key: string) => "failed to commit snapshot",
     remove: (key: string) => `failed to remove snapshot ${key}`,
   };
 

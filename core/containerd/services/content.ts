@@ -2,16 +2,17 @@
 // store (core/content/store.ts). A blob is visible in a namespace once it was committed there
 // (or, being already in the store, its writer was opened there with its digest: containerd's
 // "shared" policy); its labels live in the namespace's metadata. Ingest refs are namespaced in the
-// store as "<namespace>/<ref>". A Write session locks its ref (a second session of the same ref
+// store as "<namespace>/1/<ref>", as containerd's metadata store names them. A Write session locks its ref (a second session of the same ref
 // gets Unavailable `ref ... locked for ...` after a short wait; containerd's clients retry), an
 // ingest left by a session that went away is resumed by the next session of its ref at its end,
 // and a session finding the blob already committed in the namespace gets AlreadyExists.
 import { ContentStore, type IngestStatus, parseDigest, type Writer } from "../../content/store";
 import { alreadyExists, Code, ErrDef, failedPrecondition, invalidArgument, isAlreadyExists, notFound, status } from "../errdefs";
 import { parseFilters } from "../filters";
+import { type Exchange, publishFor } from "../events";
 import { bidiStream, defineService, serverStream, unary } from "../grpc";
 import { type FieldMask, now, type Time, type Timestamp, toTimestamp } from "../types";
-import { type ContentRecord, type MetadataDB, addContent, addToRequestLease, deleteContent, findContent, getContent, listContent, updateContent } from "../../metadata";
+import { type ContentRecord, type MetadataDB, addContent, addToRequestLease, deleteContent, ensureNamespace, findContent, getContent, ingestClientRef, ingestStoreRef, listContent, namespaceExists, updateContent } from "../../metadata";
 
 interface Info {
   digest: string;
@@ -42,10 +43,11 @@ interface WriteRequest {
 
 const infoToProto = (c: ContentRecord): Info => ({ digest: c.digest, size: String(c.size), createdAt: toTimestamp(c.createdAt), updatedAt: toTimestamp(c.updatedAt), labels: c.labels });
 
-const nsRef = (ns: string, ref: string) => `${ns}/${ref}`;
+/** The store's ref of a client's ingest in a namespace (exported for the diff service). */
+export const nsRef = ingestStoreRef;
 
 function statusToProto(ns: string, s: IngestStatus): Status {
-  return { startedAt: toTimestamp(s.startedAt), updatedAt: toTimestamp(s.updatedAt), ref: s.ref.slice(ns.length + 1), offset: s.offset, total: s.total, expected: s.expected };
+  return { startedAt: toTimestamp(s.startedAt), updatedAt: toTimestamp(s.updatedAt), ref: ingestClientRef(ns, s.ref), offset: s.offset, total: s.total, expected: s.expected };
 }
 
 /** Make a blob already in the store visible in `ns` (with labels), under the request's lease. */
@@ -106,6 +108,8 @@ async function openWriter(store: ContentStore, db: MetadataDB, ns: string, lease
       if (!total || total === size) shared = { digest: expected, size };
     }
   }
+  // containerd makes the ingest's bucket, and with it the namespace, before any write.
+  db.write(() => ensureNamespace(db, ns));
   const sref = nsRef(ns, ref);
   let w: Writer | undefined = shared ? undefined : await store.writerRetrying(sref, { total });
   const started = now();
@@ -161,7 +165,7 @@ async function openWriter(store: ContentStore, db: MetadataDB, ns: string, lease
   };
 }
 
-export const contentService = (store: ContentStore, db: MetadataDB) =>
+export const contentService = (store: ContentStore, db: MetadataDB, events?: Exchange) =>
   defineService("containerd.services.content.v1.Content", {
     Info: unary<{ digest: string }, { info: Info }>((req, ctx) => {
       const c = getContent(db, ctx.namespace(), req.digest);
@@ -175,7 +179,7 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
     }),
 
     List: serverStream<{ filters: string[] }, { info: Info[] }>(async (req, ctx, send) => {
-      const all = listContent(db, ctx.namespace(), parseFilters(req.filters, { doubled: true }));
+      const all = listContent(db, ctx.namespace(), parseFilters(req.filters));
       for (let i = 0; i < all.length; i += 100) await send({ info: all.slice(i, i + 100).map(infoToProto) });
     }),
 
@@ -188,6 +192,7 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
           store.delete(req.digest);
         } catch {}
       }
+      if (events) publishFor(events, ctx, "/content/delete", "containerd.events.ContentDelete", { digest: req.digest });
       return {};
     }),
 
@@ -213,12 +218,16 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
 
     ListStatuses: unary<{ filters: string[] }, { statuses: Status[] }>((req, ctx) => {
       const ns = ctx.namespace();
-      const filter = parseFilters(req.filters, { doubled: true });
+      const filter = parseFilters(req.filters);
+      // containerd lists the ingests of the namespace's bucket: none once the namespace was
+      // deleted (what is left on disk is an orphan for the collector).
+      if (!namespaceExists(db, ns)) return { statuses: [] };
       const statuses = store
         .listStatuses()
         .filter((s) => s.ref.startsWith(`${ns}/`))
         .map((s) => statusToProto(ns, s))
-        .filter((s) => !filter || filter((path) => (path[0] === "ref" ? [s.ref, true] : path[0] === "expected" ? [s.expected, !!s.expected] : ["", false])));
+        // containerd's status adaptor knows only the ref.
+        .filter((s) => filter((path) => (path[0] === "ref" ? [s.ref, true] : ["", false])));
       return { statuses };
     }),
 

@@ -9,7 +9,7 @@ import { readdirSync } from "node:fs";
 import type { ContentStore } from "../../content/store";
 import { compressionOfMediaType } from "../../image/compression";
 import { diffDirs, writeTar } from "../../image/tar-export";
-import { commitToNamespace } from "./content";
+import { commitToNamespace, nsRef } from "./content";
 import { applyLayer, type ApplyMode } from "../../image/unpack";
 import { withTempMount } from "../../snapshots";
 import { codeOf, invalidArgument, notImplemented, status, Code } from "../errdefs";
@@ -113,7 +113,7 @@ export const diffService = (store: ContentStore, db: MetadataDB) =>
       } else {
         throw notImplemented("diff of these mounts is not supported by bunker's containerd yet");
       }
-      const ref = `${ns}/${req.ref || `diff-${randomBytes(8).toString("hex")}`}`;
+      const ref = nsRef(ns, req.ref || `diff-${randomBytes(8).toString("hex")}`);
       const w = store.writer(ref);
       let res;
       try {

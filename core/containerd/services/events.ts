@@ -1,6 +1,6 @@
 // containerd.services.events.v1.Events over the exchange: Publish in the request's namespace,
 // Forward an envelope as is, Subscribe with filters (namespace==..., topic~=...).
-import { invalidArgument } from "../errdefs";
+import { Code, invalidArgument, messageOf, status } from "../errdefs";
 import type { Exchange } from "../events";
 import { parseFilters } from "../filters";
 import { defineService, serverStream, unary } from "../grpc";
@@ -29,7 +29,14 @@ export const eventsService = (events: Exchange) =>
     }),
 
     Subscribe: serverStream<{ filters: string[] }, EnvelopeProto>(async (req, ctx, send) => {
-      const filter = parseFilters(req.filters);
+      // containerd's exchange fails the subscription with an error its service does not
+      // translate: code Unknown, "subscription error: failed parsing subscription filters: ...".
+      let filter;
+      try {
+        filter = parseFilters(req.filters);
+      } catch (e) {
+        throw status(Code.UNKNOWN, `subscription error: failed parsing subscription filters: ${messageOf(e)}`);
+      }
       for await (const env of events.subscribe(filter, ctx.signal)) {
         await send({ timestamp: toTimestamp(env.timestamp), namespace: env.namespace, topic: env.topic, event: env.event });
       }

@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code } from "../errdefs";
-import { mapField, parseFilters } from "../filters";
+import { parseFilters } from "../filters";
 import { defineService, unary } from "../grpc";
 import type { LoadedPlugin } from "../plugin";
 import type { Platform } from "../types";
@@ -47,8 +47,6 @@ function pidNamespace(): number {
   }
 }
 
-const formatPlatform = (p: Platform) => [p.os || "unknown", p.architecture, p.variant].filter(Boolean).join("/");
-
 export function pluginInfo(p: LoadedPlugin): PluginInfo {
   return {
     type: p.reg.type,
@@ -64,27 +62,14 @@ export function pluginInfo(p: LoadedPlugin): PluginInfo {
 export const introspectionService = (plugins: () => LoadedPlugin[], uuid: string) =>
   defineService("containerd.services.introspection.v1.Introspection", {
     Plugins: unary<{ filters: string[] }, { plugins: PluginInfo[] }>((req) => {
-      const filter = parseFilters(req.filters);
+      // containerd wraps the filters' InvalidArgument once more ("...: invalid argument: invalid argument").
+      const filter = parseFilters(req.filters, { doubled: true });
       const infos = plugins()
         .filter((p) => !p.reg.hidden)
         .map(pluginInfo)
-        .filter((p) =>
-          filter((path) => {
-            switch (path[0]) {
-              case "type":
-                return [p.type, true];
-              case "id":
-                return [p.id, true];
-              case "platforms":
-                return p.platforms.length ? [p.platforms.map(formatPlatform).join(","), true] : ["", false];
-              case "capabilities":
-                return p.capabilities.length ? [p.capabilities.join(","), true] : ["", false];
-              case "exports":
-                return mapField(path.slice(1), p.exports);
-            }
-            return ["", false];
-          }),
-        );
+        // containerd's plugin adaptor knows the type and the id only (platforms, capabilities
+        // and exports never match).
+        .filter((p) => filter((path) => (path[0] === "type" ? [p.type, p.type.length > 0] : path[0] === "id" ? [p.id, p.id.length > 0] : ["", false])));
       return { plugins: infos };
     }),
     Server: unary<object, ServerResponse>(() => ({ uuid, pid: process.pid, pidns: pidNamespace(), deprecations: [] })),

@@ -1,23 +1,28 @@
 // containerd.services.snapshots.v1.Snapshots: containerd's metadata snapshotter. Each namespace's
 // keys live in the metadata DB (core/metadata/snapshots.ts) and map to backing keys of the real
-// snapshotter ("<namespace>/<n>/<key>", unique across namespaces), so namespaces never see each
-// other's snapshots. Requests pick the snapshotter by name ("" = overlayfs).
-import { randomBytes } from "node:crypto";
+// snapshotter ("<namespace>/<n>/<key>" as containerd names them, n a sequence of the namespace's
+// snapshotter), so namespaces never see each other's snapshots. Requests pick the snapshotter by
+// name ("" = overlayfs). The snapshotter's own errors reach the client as containerd's do.
 import type { Snapshotter } from "../../snapshots";
-import { Code, invalidArgument, notFound, status } from "../errdefs";
+import { Code, invalidArgument, notFound, status, untranslated } from "../errdefs";
 import { parseFilters } from "../filters";
-import { defineService, serverStream, unary } from "../grpc";
+import { type CallContext, defineService, serverStream, unary } from "../grpc";
+import { type Exchange, publishFor } from "../events";
 import { type FieldMask, type Mount, type Timestamp, toTimestamp } from "../types";
 import {
   type MetadataDB,
   type SnapshotRecord,
   addToRequestLease,
+  checkLabelKeys,
   commitSnapshot,
   createSnapshot,
   findSnapshot,
   listSnapshots,
   removeSnapshot,
+  snapshotSequence,
   updateSnapshotLabels,
+  useSnapshotSequence,
+  validateSnapshotLabels,
 } from "../../metadata";
 
 export const DEFAULT_SNAPSHOTTER = "overlayfs";
@@ -44,9 +49,19 @@ const infoToProto = (s: SnapshotRecord): Info => ({
 
 const mountsToProto = (ms: { type: string; source: string; options: string[] }[]): Mount[] => ms.map((m) => ({ type: m.type, source: m.source, target: "", options: m.options }));
 
-const backingKey = (ns: string, key: string) => `${ns}/${Date.now().toString(36)}${randomBytes(3).toString("hex")}/${key}`;
+/** containerd's metadata createKey: a backing key "<namespace>/<n>/<key>". */
+const backingKey = (ns: string, seq: number, key: string) => `${ns}/${seq}/${key}`;
 
-export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: MetadataDB) => {
+/** A key containerd's bolt bucket can't be made with: "bucket name required" (code Unknown). */
+function requireKey(key: string): void {
+  if (!key) throw status(Code.UNKNOWN, "bucket name required");
+}
+
+export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: MetadataDB, events?: Exchange) => {
+  // containerd's snapshots service publishes Prepare, Commit and Remove (not View, nor label updates).
+  const publish = (ctx: CallContext, topic: string, type: string, event: object) => {
+    if (events) publishFor(events, ctx, topic, type, event);
+  };
   const pick = (name: string): [string, Snapshotter] => {
     const n = name || DEFAULT_SNAPSHOTTER;
     const sn = snapshotters.get(n);
@@ -58,25 +73,49 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
     if (!s) throw notFound(`snapshot ${key} does not exist`);
     return s;
   };
+  // containerd takes the sequence steps of a namespace's Prepare, View and Commit in bolt
+  // transactions, one at a time (Commit's in the transaction that calls the snapshotter, so a
+  // failed Commit gives its number back). Ours are serialized per namespace and snapshotter.
+  const queues = new Map<string, Promise<unknown>>();
+  const serialized = <T>(ns: string, sn: string, fn: () => Promise<T>): Promise<T> => {
+    const k = `${ns}\0${sn}`;
+    const run = (queues.get(k) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => {});
+    queues.set(k, tail);
+    tail.then(() => {
+      if (queues.get(k) === tail) queues.delete(k);
+    });
+    return run;
+  };
   // Prepare/View, Commit and Remove hold db.gcLock shared from their first look at the records to
   // their last write: a collection in between could sweep the parent just looked up, or remove
   // the backing snapshot about to be recorded (and added to the request's lease).
-  const create = (kind: "active" | "view", req: { snapshotter: string; key: string; parent: string; labels: Record<string, string> }, ns: string, lease: string | undefined) =>
-    db.gcLock.shared(() => createLocked(kind, req, ns, lease));
-  const createLocked = async (kind: "active" | "view", req: { snapshotter: string; key: string; parent: string; labels: Record<string, string> }, ns: string, lease: string | undefined) => {
+  type CreateRequest = { snapshotter: string; key: string; parent: string; labels: Record<string, string> };
+  const create = (kind: "active" | "view", req: CreateRequest, ns: string, lease: string | undefined) => {
     const [name, sn] = pick(req.snapshotter);
-    if (!req.key) throw invalidArgument("key must not be empty");
-    if (findSnapshot(db, ns, name, req.key)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.key)}: already exists`);
+    validateSnapshotLabels(req.labels);
+    return db.gcLock.shared(() => serialized(ns, name, () => createLocked(kind, req, ns, lease, name, sn)));
+  };
+  // containerd 1.6's order: a first transaction looks for the key (AlreadyExists) and the parent
+  // (NotFound) and takes the sequence step; then the snapshotter, whose errors (a parent that is
+  // not committed, ...) quote the backing keys; then a second transaction makes the key's bucket
+  // (an empty key: "bucket name required") and writes the labels (an empty key: "key required"),
+  // the snapshotter's snapshot removed again when it fails. A step taken is never given back.
+  const createLocked = async (kind: "active" | "view", req: CreateRequest, ns: string, lease: string | undefined, name: string, sn: Snapshotter) => {
+    if (req.key && findSnapshot(db, ns, name, req.key)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.key)}: already exists`);
     let parentBacking = "";
     if (req.parent) {
       const p = findSnapshot(db, ns, name, req.parent);
       if (!p) throw notFound(`parent snapshot ${req.parent} does not exist`);
-      if (p.kind !== "committed") throw invalidArgument(`parent ${JSON.stringify(req.parent)} is not committed snapshot`);
       parentBacking = p.backingKey;
     }
-    const bk = backingKey(ns, req.key);
+    const seq = snapshotSequence(db, ns, name) + 1;
+    useSnapshotSequence(db, ns, name, seq);
+    const bk = backingKey(ns, seq, req.key);
     const mounts = kind === "active" ? await sn.prepare(bk, parentBacking, req.labels) : await sn.view(bk, parentBacking, req.labels);
     try {
+      requireKey(req.key);
+      checkLabelKeys(req.labels);
       db.write(() => {
         createSnapshot(db, ns, { snapshotter: name, key: req.key, backingKey: bk, parent: req.parent, kind, labels: req.labels });
         addToRequestLease(db, ns, lease, { type: `snapshots/${name}`, id: req.key });
@@ -89,7 +128,11 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
   };
 
   return defineService("containerd.services.snapshots.v1.Snapshots", {
-    Prepare: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>((req, ctx) => create("active", req, ctx.namespace(), ctx.lease())),
+    Prepare: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>(async (req, ctx) => {
+      const r = await create("active", req, ctx.namespace(), ctx.lease());
+      publish(ctx, "/snapshot/prepare", "containerd.events.SnapshotPrepare", { key: req.key, parent: req.parent });
+      return r;
+    }),
 
     View: unary<{ snapshotter: string; key: string; parent: string; labels: Record<string, string> }, { mounts: Mount[] }>((req, ctx) => create("view", req, ctx.namespace(), ctx.lease())),
 
@@ -99,21 +142,33 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
       return { mounts: mountsToProto(await sn.mounts(s.backingKey)) };
     }),
 
-    Commit: unary<{ snapshotter: string; name: string; key: string; labels: Record<string, string> }, object>((req, ctx) => db.gcLock.shared(async () => {
+    Commit: unary<{ snapshotter: string; name: string; key: string; labels: Record<string, string> }, object>((req, ctx) => {
       const ns = ctx.namespace();
       const [name, sn] = pick(req.snapshotter);
-      const s = get(ns, name, req.key);
-      if (s.kind !== "active") throw status(Code.FAILED_PRECONDITION, `snapshot ${req.key} is not active: failed precondition`);
-      if (findSnapshot(db, ns, name, req.name)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.name)}: already exists`);
-      const bk = backingKey(ns, req.name);
-      const labels = req.labels && Object.keys(req.labels).length ? req.labels : s.labels;
-      await sn.commit(bk, s.backingKey, labels);
-      db.write(() => {
-        commitSnapshot(db, ns, name, req.key, req.name, { backingKey: bk, labels });
-        addToRequestLease(db, ns, ctx.lease(), { type: `snapshots/${name}`, id: req.name });
-      });
-      return {};
-    })),
+      validateSnapshotLabels(req.labels);
+      return db.gcLock.shared(() =>
+        serialized(ns, name, async () => {
+          // containerd's order: the name's bucket (AlreadyExists), the key (NotFound), then the
+          // snapshotter's commit (a key that is not active: FailedPrecondition quoting its backing key).
+          requireKey(req.name);
+          if (findSnapshot(db, ns, name, req.name)) throw status(Code.ALREADY_EXISTS, `snapshot ${JSON.stringify(req.name)}: already exists`);
+          const s = get(ns, name, req.key);
+          checkLabelKeys(req.labels);
+          const seq = snapshotSequence(db, ns, name) + 1;
+          const bk = backingKey(ns, seq, req.name);
+          // The committed snapshot has the commit's labels only, not the active one's.
+          const labels = req.labels ?? {};
+          await sn.commit(bk, s.backingKey, labels);
+          db.write(() => {
+            commitSnapshot(db, ns, name, req.key, req.name, { backingKey: bk, labels });
+            useSnapshotSequence(db, ns, name, seq);
+            addToRequestLease(db, ns, ctx.lease(), { type: `snapshots/${name}`, id: req.name });
+          });
+          publish(ctx, "/snapshot/commit", "containerd.events.SnapshotCommit", { key: req.key, name: req.name });
+          return {};
+        }),
+      );
+    }),
 
     Remove: unary<{ snapshotter: string; key: string }, object>((req, ctx) => db.gcLock.shared(async () => {
       const ns = ctx.namespace();
@@ -121,6 +176,7 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
       get(ns, name, req.key);
       const rec = removeSnapshot(db, ns, name, req.key);
       await sn.remove(rec.backingKey).catch((e) => ctx.log.warn("remove backing snapshot", { key: rec.backingKey, error: String(e) }));
+      publish(ctx, "/snapshot/remove", "containerd.events.SnapshotRemove", { key: req.key });
       return {};
     })),
 
@@ -139,7 +195,9 @@ export const snapshotsService = (snapshotters: Map<string, Snapshotter>, db: Met
 
     List: serverStream<{ snapshotter: string; filters: string[] }, { info: Info[] }>(async (req, ctx, send) => {
       const [name] = pick(req.snapshotter);
-      const all = listSnapshots(db, ctx.namespace(), name, parseFilters(req.filters));
+      // containerd's List returns the metadata Walk's errors untranslated (code Unknown): a bad
+      // namespace, a bad filter.
+      const all = untranslated(() => listSnapshots(db, ctx.namespace(), name, parseFilters(req.filters)));
       for (let i = 0; i < all.length; i += 100) await send({ info: all.slice(i, i + 100).map(infoToProto) });
     }),
 
