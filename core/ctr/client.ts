@@ -33,10 +33,22 @@ const CLASS_TEXT: Record<number, string> = {
   [Code.DEADLINE_EXCEEDED]: "context deadline exceeded",
 };
 
+/**
+ * The status text Go's grpc gives the errors grpc-js makes on the client side: a call past its
+ * deadline is "context deadline exceeded" (grpc-js: "Deadline exceeded after 0.499s,..."), a
+ * cancelled one "context canceled".
+ */
+export function statusDetails(e: any): string {
+  const desc: string = e?.details ?? e?.message ?? String(e);
+  if (e?.code === Code.DEADLINE_EXCEEDED && /^Deadline exceeded/.test(desc)) return "context deadline exceeded";
+  if (e?.code === Code.CANCELLED && /^Cancelled on client/.test(desc)) return "context canceled";
+  return desc;
+}
+
 export function fromGRPC(e: any): ErrDef {
   if (e instanceof ErrDef) return e;
   const code: number = typeof e?.code === "number" ? e.code : Code.UNKNOWN;
-  const desc: string = e?.details ?? e?.message ?? String(e);
+  const desc = statusDetails(e);
   const cls = CLASS_TEXT[code] ?? "unknown";
   const msg = desc === cls ? "" : desc.endsWith(": " + cls) ? desc.slice(0, -(cls.length + 2)) : desc;
   return new ErrDef(code in CLASS_TEXT ? code : Code.UNKNOWN, msg ? `${msg}: ${cls}` : cls);
@@ -47,7 +59,8 @@ export function socketPath(address: string): string {
   return address.replace(/^unix:\/\//, "").replace(/^unix:/, "");
 }
 
-function probe(path: string): Promise<string | undefined> {
+/** Connect once: undefined when the socket accepts, else the errno code and Go's text for it. */
+function probe(path: string): Promise<{ code: string; why: string } | undefined> {
   return new Promise((resolve) => {
     const s = netConnect(path);
     s.once("connect", () => {
@@ -56,8 +69,8 @@ function probe(path: string): Promise<string | undefined> {
     });
     s.once("error", (e: any) => {
       s.destroy();
-      const why: Record<string, string> = { ENOENT: "no such file or directory", ECONNREFUSED: "connection refused", EACCES: "permission denied", ENOTSOCK: "socket operation on non-socket" };
-      resolve(`connect: ${why[e?.code] ?? e?.message ?? e}`);
+      const why: Record<string, string> = { ENOENT: "no such file or directory", ECONNREFUSED: "connection refused", EACCES: "permission denied", ENOTSOCK: "socket operation on non-socket", ENOTDIR: "not a directory" };
+      resolve({ code: e?.code ?? "", why: `connect: ${why[e?.code] ?? e?.message ?? e}` });
     });
   });
 }
@@ -106,20 +119,29 @@ export class Client {
   }
 
   /**
-   * Connect once the socket accepts connections (polling it, so a daemon that is starting is
-   * waited for), failing after the connect timeout as ctr does:
-   * `failed to dial "/x.sock": context deadline exceeded: connection error: desc = "transport: error while dialing: dial unix /x.sock: connect: no such file or directory"`.
+   * Connect once the socket accepts connections, as containerd's dialer does: a socket that does
+   * not exist yet is waited for (a daemon that is starting) until the connect timeout, which
+   * fails with `failed to dial "/x.sock": context deadline exceeded`, plus, when grpc got to
+   * record it (timeouts of a second or more), `: connection error: desc = "transport: error
+   * while dialing: dial unix:///x.sock: timeout"`. Any other error fails at once:
+   * `failed to dial "/x.sock": connection error: desc = "transport: error while dialing: dial
+   * unix /x.sock: connect: connection refused"`.
    */
   static async connect(address: string, namespace: string, opts: ClientOptions = {}): Promise<Client> {
     const path = socketPath(address);
-    const deadline = Date.now() + (opts.connectTimeoutMs || DEFAULT_CONNECT_TIMEOUT_MS);
+    const timeout = opts.connectTimeoutMs || DEFAULT_CONNECT_TIMEOUT_MS;
+    const deadline = Date.now() + timeout;
     for (;;) {
-      const why = await probe(path);
-      if (!why) break;
-      if (Date.now() >= deadline) {
-        throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded: connection error: desc = "transport: error while dialing: dial unix ${path}: ${why}"`);
+      const failed = await probe(path);
+      if (!failed) break;
+      if (failed.code !== "ENOENT") {
+        throw new ErrDef(Code.UNAVAILABLE, `failed to dial ${JSON.stringify(address)}: connection error: desc = "transport: error while dialing: dial unix ${address}: ${failed.why}"`);
       }
-      await Bun.sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+      if (Date.now() >= deadline) {
+        const detail = timeout >= 1000 ? `: connection error: desc = "transport: error while dialing: dial unix://${address}: timeout"` : "";
+        throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded${detail}`);
+      }
+      await Bun.sleep(Math.min(10, Math.max(1, deadline - Date.now())));
     }
     return new Client(address, namespace, opts);
   }
@@ -164,6 +186,20 @@ export class Client {
       throw fromGRPC(e);
     } finally {
       signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * A server-streaming call whose errors stay the raw gRPC status (code, details), for callers
+   * that print them as Go's grpc status does ("rpc error: code = ... desc = ..."), like ctr events.
+   */
+  async *streamRaw<Res = any>(service: string, method: string, req: object = {}): AsyncGenerator<Res> {
+    const m = serviceMethod(service, method);
+    const call = this.client.makeServerStreamRequest(m.path, (o: object) => m.request.encode(o), (b: Buffer) => m.response.decode(b), req, this.metadata(), this.callOptions());
+    try {
+      for await (const res of call) yield res as Res;
+    } finally {
+      call.cancel();
     }
   }
 
