@@ -13,6 +13,7 @@ import type { Command, CtrFlag } from "../app";
 import type { Client } from "../client";
 import { imageSize, targetOf } from "../imageinfo";
 import { ContentSink, ContentSource, contentInfo, imageLayers, IMAGES, isUnpacked, labelTree, SNAPSHOTS, unpackImage, writeBlob, chainIDs } from "../remote";
+import { REGISTRY_FLAGS } from "../registry-flags";
 import { GoTabWriter } from "../tabwriter";
 import { progressBytes } from "../units";
 import { EXPIRE_LABEL, expiryLabel, withLease } from "./leases";
@@ -21,20 +22,6 @@ import type { Image } from "./images";
 const LEASES = "containerd.services.leases.v1.Leases";
 
 export const SNAPSHOTTER_FLAG: CtrFlag = { name: "snapshotter", type: "string", default: "overlayfs", env: "CONTAINERD_SNAPSHOTTER", help: "snapshotter name. Empty value stands for the default value." };
-
-/** commands.RegistryFlags: accepted by mount/unmount as in ctr (which never uses them there). */
-const REGISTRY_FLAGS: CtrFlag[] = [
-  { name: "skip-verify", aliases: ["k"], type: "bool", help: "skip SSL certificate validation" },
-  { name: "plain-http", type: "bool", help: "allow connections using plain HTTP" },
-  { name: "user", aliases: ["u"], type: "string", help: "user[:password] Registry user and password" },
-  { name: "refresh", type: "string", help: "refresh token for authorization server" },
-  { name: "hosts-dir", type: "string", help: "Custom hosts configuration directory" },
-  { name: "tlscacert", type: "string", help: "path to TLS root CA" },
-  { name: "tlscert", type: "string", help: "path to TLS client certificate" },
-  { name: "tlskey", type: "string", help: "path to TLS client key" },
-  { name: "http-dump", type: "bool", help: "dump all HTTP request/responses when interacting with container registry" },
-  { name: "http-trace", type: "bool", help: "enable HTTP tracing for registry interactions" },
-];
 
 function snapshotterOf(v: unknown): string {
   return String(v || "overlayfs");
