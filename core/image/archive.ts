@@ -208,6 +208,11 @@ export interface ImportOptions {
    * RepoTags when the archive has one (docker 25+), else left unnamed.
    */
   baseName?: string;
+  /**
+   * Names an OCI index entry from its annotations instead (ctr's refTranslator: names kept as
+   * written, not normalised); "" leaves it unnamed.
+   */
+  nameOf?: (annotations: Record<string, string>) => string;
   signal?: AbortSignal;
 }
 
@@ -321,7 +326,7 @@ export async function importArchive(
     const manifestFile = files.get("manifest.json");
     let result: Omit<ImportResult, "index"> | undefined;
     if (indexFile) {
-      const images = await importOCI(indexFile, files, blobRec, ensure, sink, opts.baseName);
+      const images = await importOCI(indexFile, files, blobRec, ensure, sink, opts.baseName, opts.nameOf);
       // Names docker 25+ keeps only in manifest.json: match the entries by config digest.
       if (manifestFile && images.some((i) => !i.name)) {
         const tagsByConfig = new Map<string, string[]>();
@@ -380,6 +385,7 @@ async function importOCI(
   ensure: Ensure,
   sink: BlobSink,
   baseName?: string,
+  nameOf?: ImportOptions["nameOf"],
 ): Promise<ArchiveImage[]> {
   const parsed = parseManifest(indexFile.bytes!, MediaType.OCIIndex);
   if (parsed.kind !== "index") throw new ArchiveError("index.json is not an image index");
@@ -437,16 +443,24 @@ async function importOCI(
         return "";
       }
     };
-    if (full) name = attempt(full);
-    if (!name && refName) {
+    if (nameOf) name = nameOf(ann);
+    else if (full) name = attempt(full);
+    if (!nameOf && !name && refName) {
       // A bare tag ("latest", "v1.2") is only a tag: it needs a base name (containerd does the same).
+      // With a base name, a full reference is kept only under it (archive.AddRefPrefix).
       const bareTag = /^[\w][\w.-]{0,127}$/.test(refName) && !refName.includes("/") && !refName.includes(":");
-      if (!bareTag) name = attempt(refName);
+      if (!bareTag) name = !baseName || isImagePrefix(refName, baseName) ? attempt(refName) : "";
       else if (baseName) name = attempt(`${baseName}:${refName}`);
     }
     images.push({ name, target });
   }
   return images;
+}
+
+/** containerd's archive.isImagePrefix: `prefix` is the name or ends at a '/', ':' or '@' of it. */
+function isImagePrefix(s: string, prefix: string): boolean {
+  if (!s.startsWith(prefix)) return false;
+  return s.length === prefix.length || "/:@".includes(s[prefix.length]!);
 }
 
 async function importDocker(

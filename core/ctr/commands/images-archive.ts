@@ -8,10 +8,11 @@ import { isAlreadyExists, isNotFound, messageOf } from "../../containerd/errdefs
 import { exportArchive, importArchive, type ArchiveImage } from "../../image/archive";
 import { encodeJSON, MediaType, type Descriptor, type ImageIndex } from "../../image/manifest";
 import { allPlatforms, anyMatcher, defaultMatcher, hostPlatformString, onlyMatcher, parsePlatform, type PlatformMatcher } from "../../image/platform";
+import { errnoMessage, SyscallError } from "../../../ffi/errno";
 import { mountAll, unmountAll } from "../../snapshots/mount";
 import type { Command, CtrFlag } from "../app";
 import type { Client } from "../client";
-import { imageSize, targetOf } from "../imageinfo";
+import { targetOf } from "../imageinfo";
 import { ContentSink, ContentSource, contentInfo, imageLayers, IMAGES, isUnpacked, labelTree, SNAPSHOTS, unpackImage, writeBlob, chainIDs } from "../remote";
 import { REGISTRY_FLAGS } from "../registry-flags";
 import { GoTabWriter } from "../tabwriter";
@@ -90,6 +91,11 @@ function openInput(path: string): ReadableStream<Uint8Array> {
   return Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
 }
 
+/** containerd's archive.isImagePrefix. */
+function isImagePrefix(s: string, prefix: string): boolean {
+  return s.startsWith(prefix) && (s.length === prefix.length || "/:@".includes(s[prefix.length]!));
+}
+
 function dateStamp(): string {
   const d = new Date();
   const p = (n: number) => String(n).padStart(2, "0");
@@ -129,8 +135,7 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
     SNAPSHOTTER_FLAG,
   ],
   action: async (c) => {
-    const input = c.args[0];
-    if (!input) throw new Error("please provide an input file (or - for stdin)");
+    const input = c.args[0] ?? "";
     const platform = String(c.flags.platform || "");
     const all = !!c.flags["all-platforms"];
     const matcher = platform ? onlyMatcher(parsePlatform(platform)) : all ? allPlatforms : defaultMatcher();
@@ -141,11 +146,25 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
       client.setLease(lease);
       try {
         const src = input === "-" ? (Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>) : openInput(input);
-        const res = await importArchive(src, new ContentSink(client), baseName ? { baseName } : {});
+        // ctr's names: io.containerd.image.name as written, else the OCI ref name through
+        // archive.AddRefPrefix(prefix) (a bare tag becomes <prefix>:<tag>; a full reference is
+        // kept only under --base-name). The prefix also names --digests images.
+        const prefix = baseName || `import-${dateStamp()}`;
+        const nameOf = (ann: Record<string, string>) => {
+          const full = ann["io.containerd.image.name"];
+          if (full) return full;
+          const ref = ann["org.opencontainers.image.ref.name"];
+          if (!ref) return "";
+          if (/[/:@]/.test(ref)) return !baseName || isImagePrefix(ref, baseName) ? ref : "";
+          return `${prefix}:${ref}`;
+        };
+        const res = await importArchive(src, new ContentSink(client), { nameOf });
+        // images.WalkNotEmpty: every entry of the archive's index filtered out by the platform.
+        if (!all && res.index.manifests.length && !res.index.manifests.some((m) => !m.platform || matcher.match(m.platform))) throw new Error("image might be filtered out");
         const imgs: ArchiveImage[] = [];
-        const prefix = `import-${dateStamp()}`;
         for (const im of res.images) {
-          if (im.name && (!baseName || im.name.startsWith(baseName))) imgs.push({ name: im.name, target: toDesc(im.target) });
+          // The archive's own names (io.containerd.image.name) stay whatever --base-name says.
+          if (im.name) imgs.push({ name: im.name, target: toDesc(im.target) });
           if (c.flags.digests && !(im.name && c.flags["skip-digest-for-named"])) imgs.push({ name: `${prefix}@${im.target.digest}`, target: toDesc(im.target) });
         }
         for (const im of imgs) await labelTree(client, im.target);
@@ -191,17 +210,11 @@ When '--all-platforms' is given all images in a manifest list must be available.
   ],
   action: async (c) => {
     const [outPath, ...refs] = c.args;
-    if (!outPath) throw new Error("must specify output filename");
-    if (!refs.length) throw new Error("please provide an image reference to export");
+    if (!outPath || !refs.length) throw new Error("please provide both an output filename and an image reference to export");
     const client = await c.client();
     const images: ArchiveImage[] = [];
     for (const ref of refs) {
-      let image: Image;
-      try {
-        ({ image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref }));
-      } catch (e) {
-        throw new Error(`unable to resolve image to manifest: ${messageOf(e)}`);
-      }
+      const { image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref });
       images.push({ name: image.name, target: toDesc(image.target) });
     }
     const platforms = asList(c.flags.platform);
@@ -246,7 +259,13 @@ const checkCommand: Command = {
   flags: [{ name: "quiet", aliases: ["q"], type: "bool", help: "print only the ready image refs (fully downloaded and unpacked)" }, SNAPSHOTTER_FLAG],
   action: async (c) => {
     const client = await c.client();
-    const { images } = await client.call<{ images: Image[] }>(IMAGES, "List", { filters: c.args });
+    let images: Image[];
+    try {
+      ({ images } = await client.call<{ images: Image[] }>(IMAGES, "List", { filters: c.args }));
+    } catch (e) {
+      throw new Error(`failed listing images: ${messageOf(e)}`);
+    }
+    if (!images.length) return c.log.debug("no images found");
     const snapshotter = snapshotterOf(c.flags.snapshotter);
     const matcher = defaultMatcher();
     const w = new GoTabWriter(1, 1);
@@ -255,43 +274,45 @@ const checkCommand: Command = {
     for (const img of images) {
       const target = toDesc(targetOf(img.target));
       let status = "complete";
-      let size = 0;
-      let requiredSize = 0;
+      let size: string;
       let complete = true;
       try {
         const r = await checkImage(client, target, matcher);
-        if (!r.available) {
-          status = "missing";
+        const requiredSize = r.required.reduce((a, d) => a + d.size, 0);
+        const presentSize = r.present.reduce((a, d) => a + d.size, 0);
+        if (r.missing.length) {
+          status = "incomplete";
           complete = false;
-        } else {
-          if (r.missing.length) {
-            status = "incomplete";
-            complete = false;
-          }
-          status = `${status} (${r.present.length}/${r.required.length})`;
         }
-        size = r.present.reduce((a, d) => a + d.size, 0);
-        requiredSize = r.required.reduce((a, d) => a + d.size, 0);
+        if (r.available) {
+          status += ` (${r.present.length}/${r.required.length})`;
+          size = `${progressBytes(presentSize)}/${progressBytes(requiredSize)}`;
+        } else {
+          status = `unavailable (${r.present.length}/?)`;
+          size = `${progressBytes(presentSize)}/?`;
+          complete = false;
+        }
       } catch (e) {
         exitErr ??= `unable to check ${img.name}: ${messageOf(e)}`;
         c.log.error(`unable to check ${img.name}`, { error: messageOf(e) });
         status = "error";
+        size = "-";
         complete = false;
       }
       let unpacked = false;
       try {
         unpacked = await isUnpacked(client, target, matcher, snapshotter);
       } catch (e) {
-        if (complete) c.log.error(`unable to check unpack for ${img.name}`, { error: messageOf(e) });
+        exitErr ??= `unable to check unpack for ${img.name}: ${messageOf(e)}`;
+        c.log.error(`unable to check unpack for ${img.name}`, { error: messageOf(e) });
       }
       if (c.flags.quiet) {
-        if (complete && unpacked) out(img.name + "\n");
+        if (complete) out(img.name + "\n");
         continue;
       }
-      w.write(`${img.name}\t${target.mediaType}\t${target.digest}\t${status}\t${progressBytes(size)}/${progressBytes(requiredSize)}\t${unpacked}\n`);
+      w.write(`${img.name}\t${target.mediaType}\t${target.digest}\t${status}\t${size}\t${unpacked}\n`);
     }
     if (!c.flags.quiet) out(w.flush());
-    void imageSize;
     if (exitErr) throw new Error(exitErr);
   },
 };
@@ -319,7 +340,15 @@ When you are done, use the unmount command.
     const snapshotter = snapshotterOf(c.flags.snapshotter);
     const platform = String(c.flags.platform || "");
     const matcher = platform ? onlyMatcher(parsePlatform(platform)) : defaultMatcher();
-    await client.call(LEASES, "Create", { id: target, labels: { [EXPIRE_LABEL]: expiryLabel(24 * 3600_000), [`containerd.io/gc.ref.snapshot.${snapshotter}`]: target } });
+    // The lease named after the target keeps the view; one left by an earlier mount is reused
+    // (and then not deleted on failure), as ctr does.
+    let created = true;
+    try {
+      await client.call(LEASES, "Create", { id: target, labels: { [EXPIRE_LABEL]: expiryLabel(24 * 3600_000), [`containerd.io/gc.ref.snapshot.${snapshotter}`]: target } });
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+      created = false;
+    }
     client.setLease(target);
     let ok = false;
     try {
@@ -345,13 +374,15 @@ When you are done, use the unmount command.
         mountAll(mounts.map((m) => ({ type: m.type, source: m.source, options: m.options ?? [] })), target);
       } catch (e) {
         await client.call(SNAPSHOTS, "Remove", { snapshotter, key: target }).catch(() => {});
+        // mount(2)'s error as Go prints an errno ("no such file or directory").
+        if (e instanceof SyscallError) throw new Error(errnoMessage(e.code));
         throw e;
       }
       out(target + "\n");
       ok = true;
     } finally {
       client.setLease(undefined);
-      if (!ok) await client.call(LEASES, "Delete", { id: target }).catch(() => {});
+      if (!ok && created) await client.call(LEASES, "Delete", { id: target }).catch(() => {});
     }
   },
 };
