@@ -447,20 +447,13 @@ async function importOCI(
     else if (full) name = attempt(full);
     if (!nameOf && !name && refName) {
       // A bare tag ("latest", "v1.2") is only a tag: it needs a base name (containerd does the same).
-      // With a base name, a full reference is kept only under it (archive.AddRefPrefix).
       const bareTag = /^[\w][\w.-]{0,127}$/.test(refName) && !refName.includes("/") && !refName.includes(":");
-      if (!bareTag) name = !baseName || isImagePrefix(refName, baseName) ? attempt(refName) : "";
+      if (!bareTag) name = attempt(refName);
       else if (baseName) name = attempt(`${baseName}:${refName}`);
     }
     images.push({ name, target });
   }
   return images;
-}
-
-/** containerd's archive.isImagePrefix: `prefix` is the name or ends at a '/', ':' or '@' of it. */
-function isImagePrefix(s: string, prefix: string): boolean {
-  if (!s.startsWith(prefix)) return false;
-  return s.length === prefix.length || "/:@".includes(s[prefix.length]!);
 }
 
 async function importDocker(

@@ -1,13 +1,13 @@
 // ctr images import|export|check|mount|unmount, done on the client as the real ctr does: the
 // archive is read/written here and moved through the content service, images are created in the
 // images service, and unpacking drives the snapshots and diff services (core/ctr/remote.ts).
-import { closeSync, createReadStream, createWriteStream, openSync } from "node:fs";
+import { closeSync, createReadStream, openSync, writeSync } from "node:fs";
 import { Readable } from "node:stream";
 import { out } from "../../cli/io";
 import { isAlreadyExists, isNotFound, messageOf } from "../../containerd/errdefs";
-import { exportArchive, importArchive, type ArchiveImage } from "../../image/archive";
+import { importArchive, type ArchiveImage } from "../../image/archive";
 import { encodeJSON, MediaType, type Descriptor, type ImageIndex } from "../../image/manifest";
-import { allPlatforms, anyMatcher, defaultMatcher, hostPlatformString, onlyMatcher, parsePlatform, type PlatformMatcher } from "../../image/platform";
+import { allPlatforms, defaultMatcher, hostPlatform, hostPlatformString, onlyMatcher, orderedMatcher, parsePlatform, type PlatformMatcher } from "../../image/platform";
 import { errnoMessage, SyscallError } from "../../../ffi/errno";
 import { mountAll, unmountAll } from "../../snapshots/mount";
 import type { Command, CtrFlag } from "../app";
@@ -15,6 +15,7 @@ import type { Client } from "../client";
 import { targetOf } from "../imageinfo";
 import { ContentSink, ContentSource, contentInfo, imageLayers, IMAGES, isUnpacked, labelTree, SNAPSHOTS, unpackImage, writeBlob, chainIDs } from "../remote";
 import { REGISTRY_FLAGS } from "../registry-flags";
+import { ctrExport } from "../export";
 import { GoTabWriter } from "../tabwriter";
 import { progressBytes } from "../units";
 import { EXPIRE_LABEL, expiryLabel, withLease } from "./leases";
@@ -34,11 +35,6 @@ function asList(v: unknown): string[] {
   return [String(v)];
 }
 
-function matcherFor(platforms: string[], all: boolean): PlatformMatcher {
-  if (all) return allPlatforms;
-  if (!platforms.length) return defaultMatcher();
-  return anyMatcher(...platforms.map(parsePlatform));
-}
 
 const toDesc = (d: any): Descriptor => ({ mediaType: d.mediaType, digest: d.digest, size: Number(d.size ?? 0), ...(d.annotations && Object.keys(d.annotations).length ? { annotations: d.annotations } : {}) });
 
@@ -78,6 +74,10 @@ function ctrIndex(index: ImageIndex): object {
       };
     }),
   };
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let off = 0; off < b.byteLength; ) off += writeSync(fd, b, off);
 }
 
 /** Go's os.Open error text ("open /x: no such file or directory"). */
@@ -211,24 +211,37 @@ When '--all-platforms' is given all images in a manifest list must be available.
   action: async (c) => {
     const [outPath, ...refs] = c.args;
     if (!outPath || !refs.length) throw new Error("please provide both an output filename and an image reference to export");
-    const client = await c.client();
-    const images: ArchiveImage[] = [];
-    for (const ref of refs) {
-      const { image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref });
-      images.push({ name: image.name, target: toDesc(image.target) });
-    }
     const platforms = asList(c.flags.platform);
-    const opts = { format: "oci" as const, platform: matcherFor(platforms, false), allPlatforms: !!c.flags["all-platforms"], dockerManifest: !c.flags["skip-manifest-json"], ctrLayout: true };
-    if (outPath === "-") {
-      await exportArchive(images, new ContentSource(client), (chunk) => new Promise<void>((res, rej) => process.stdout.write(chunk, (e) => (e ? rej(e) : res()))), opts);
-      return;
+    // platforms.Ordered(--platform...), else DefaultStrict (the host's platform only).
+    const parsed = platforms.map((p) => {
+      try {
+        return parsePlatform(p);
+      } catch (e) {
+        throw new Error(`invalid platform ${JSON.stringify(p)}: ${messageOf(e)}`);
+      }
+    });
+    const matcher = parsed.length ? orderedMatcher(...parsed) : orderedMatcher(hostPlatform());
+    const client = await c.client();
+    // As ctr: the output is created first, the images are looked up by the exporter.
+    let fd: number | undefined;
+    if (outPath !== "-") {
+      try {
+        fd = openSync(outPath, "w", 0o666);
+      } catch (e: any) {
+        throw new Error(`open ${outPath}: ${errnoMessage(e?.code ?? "") || e?.message}`);
+      }
     }
-    const ws = createWriteStream(outPath);
-    const wrote = (chunk: Uint8Array) => new Promise<void>((res, rej) => ws.write(chunk, (e) => (e ? rej(e) : res())));
+    const emit = (chunk: Uint8Array) =>
+      fd === undefined ? new Promise<void>((res, rej) => process.stdout.write(chunk, (e) => (e ? rej(e) : res()))) : Promise.resolve(void writeAll(fd, chunk));
     try {
-      await exportArchive(images, new ContentSource(client), wrote, opts);
+      const images: { name: string; target: Descriptor }[] = [];
+      for (const ref of refs) {
+        const { image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref });
+        images.push({ name: ref, target: toDesc(image.target) });
+      }
+      await ctrExport(images, new ContentSource(client), emit, { platform: matcher, allPlatforms: !!c.flags["all-platforms"], skipDockerManifest: !!c.flags["skip-manifest-json"], skipNonDistributable: !!c.flags["skip-non-distributable"] });
     } finally {
-      await new Promise<void>((res) => ws.end(res));
+      if (fd !== undefined) closeSync(fd);
     }
   },
 };
