@@ -88,6 +88,8 @@ export class Ctx {
 
   /** The client, connected on first use (commands that fail before needing it never dial). */
   async client(): Promise<Client> {
+    // containerd.New("") makes a client without a connection: every call fails.
+    if (String(this.global.address ?? "") === "") throw new Error("no grpc connection or services is available: unavailable");
     this.conn ??= await Client.connect(String(this.global.address), this.namespace, {
       connectTimeoutMs: parseDuration(String(this.global["connect-timeout"] ?? "0s")),
       timeoutMs: parseDuration(String(this.global.timeout ?? "0s")),
@@ -183,7 +185,7 @@ export function goQuote(s: string): string {
   });
 }
 
-/** urfave's flag defaults and environment variables (Flag.Apply), before the command line. */
+/** urfave's flag defaults and environment variables (Flag.Apply, whose errors are usage errors), before the command line. */
 function initialValues(specs: CtrFlag[]): FlagValues {
   const flags: FlagValues = {};
   for (const f of specs) {
@@ -193,19 +195,19 @@ function initialValues(specs: CtrFlag[]): FlagValues {
     if (env === undefined) continue;
     if (f.type === "bool") {
       const b = env === "" ? false : parseBool(env);
-      if (b === undefined) throw new Error(`could not parse ${env} as bool value for flag ${f.name}: strconv.ParseBool: parsing ${goQuote(env)}: invalid syntax`);
+      if (b === undefined) throw new UsageError(`could not parse ${env} as bool value for flag ${flagNames(f).join(", ")}: strconv.ParseBool: parsing ${goQuote(env)}: invalid syntax`);
       flags[f.name] = b;
     } else if (f.type === "duration") {
       try {
         parseDuration(env);
       } catch (e: any) {
-        throw new Error(`could not parse ${env} as duration for flag ${f.name}: ${e.message}`);
+        throw new UsageError(`could not parse ${env} as duration for flag ${flagNames(f).join(", ")}: ${e.message}`);
       }
       flags[f.name] = env;
     } else if (f.type === "strings") flags[f.name] = env.split(",").map((s) => s.trim());
     else if (f.type === "int" || f.type === "int64" || f.type === "uint") {
       const n = parseGoInt(env, f.type === "uint");
-      if (typeof n === "string") throw new Error(`could not parse ${env} as int value for flag ${f.name}: strconv.ParseInt: parsing ${goQuote(env)}: invalid syntax`);
+      if (typeof n === "string") throw new UsageError(`could not parse ${env} as int value for flag ${flagNames(f).join(", ")}: strconv.ParseInt: parsing ${goQuote(env)}: invalid syntax`);
       flags[f.name] = n;
     } else flags[f.name] = env;
   }
