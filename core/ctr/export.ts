@@ -71,21 +71,41 @@ function descriptorJSON(d: Descriptor): object {
   };
 }
 
-/** containerd's reference.Parse(name).Object: what follows the locator's first ':' or '@' (after the host). */
-export function ociReferenceName(name: string): string {
-  if (name.includes("://")) return "";
+/**
+ * containerd's reference.Parse: the locator (host and path) and the object (tag, or "@digest"),
+ * or its error ("invalid reference", "hostname required").
+ */
+export function parseContainerdRef(s: string): { locator: string; object: string } {
+  if (s.includes("://")) throw new Error("invalid reference");
+  // Go's url.Parse on the host: a port must be digits ("busybox:latest" has no host part).
+  const authority = s.split(/[/?#]/)[0]!.replace(/^.*@/, "");
+  const colon = authority.startsWith("[") ? authority.indexOf(":", authority.indexOf("]")) : authority.lastIndexOf(":");
+  if (colon >= 0 && !/^:\d*$/.test(authority.slice(colon))) throw new Error(`parse ${JSON.stringify("dummy://" + s)}: invalid port ${JSON.stringify(authority.slice(colon))} after host`);
   let u: URL;
   try {
-    u = new URL("dummy://" + name);
+    u = new URL("dummy://" + s);
+  } catch {
+    throw new Error("invalid reference");
+  }
+  if (!u.host) throw new Error("hostname required");
+  let path = decodeURIComponent(u.pathname) + (u.search ?? "") + (u.hash ?? "");
+  let object = "";
+  const i = path.search(/[:@]/);
+  if (i >= 0) {
+    object = path.slice(i);
+    if (object.startsWith(":")) object = object.slice(1);
+    path = path.slice(0, i);
+  }
+  return { locator: (u.host + path).replace(/\/+$/, ""), object };
+}
+
+/** ociReferenceName: reference.Parse(name).Object, "" when it does not parse. */
+export function ociReferenceName(name: string): string {
+  try {
+    return parseContainerdRef(name).object;
   } catch {
     return "";
   }
-  if (!u.host) return "";
-  const path = decodeURIComponent(u.pathname) + (u.search ?? "") + (u.hash ?? "");
-  const i = path.search(/[:@]/);
-  if (i < 0) return "";
-  const object = path.slice(i);
-  return object.startsWith(":") ? object.slice(1) : object;
 }
 
 /** archive.familiarizeReference: docker's familiar form with a default tag. */

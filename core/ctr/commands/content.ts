@@ -12,6 +12,7 @@ import { RegistryClient } from "../../image/registry";
 import { type Command, type Ctx, ExitError, labelArgs } from "../app";
 import type { Client } from "../client";
 import { CONTENT, openWriter, readAll } from "../remote";
+import { parseContainerdRef } from "../export";
 import { REGISTRY_FLAGS, registryOptions } from "../registry-flags";
 import { expiryLabel } from "./leases";
 
@@ -400,7 +401,8 @@ export const contentCommand: Command = {
       flags: REGISTRY_FLAGS,
       action: async (c) => {
         const ref = c.args[0] ?? "";
-        if (!ref) throw new Error("hostname required");
+        // The docker resolver's checks: reference.Parse, then an object to resolve.
+        if (!parseContainerdRef(ref).object) throw new Error("object required");
         const reg = new RegistryClient(registryOptions(c));
         const { descriptor } = await reg.resolve(ref);
         const m = await reg.fetchManifest(ref, descriptor);

@@ -409,9 +409,9 @@ const unmountCommand: Command = {
   action: async (c) => {
     const target = c.args[0];
     if (!target) throw new Error("please provide a target path to unmount from");
+    const client = await c.client();
     unmountAll(target, 0);
     if (c.flags.rm) {
-      const client = await c.client();
       const snapshotter = snapshotterOf(c.flags.snapshotter);
       try {
         await client.call(LEASES, "Delete", { id: target });

@@ -43,9 +43,10 @@ export const leasesCommand: Command = {
       description: "list active leases by containerd",
       flags: [{ name: "quiet", aliases: ["q"], type: "bool", help: "print only the blob digest" }],
       action: async (c) => {
+        const client = await c.client();
         let leases: Lease[];
         try {
-          ({ leases } = await (await c.client()).call<{ leases: Lease[] }>(SVC, "List", { filters: c.args }));
+          ({ leases } = await client.call<{ leases: Lease[] }>(SVC, "List", { filters: c.args }));
         } catch (e) {
           throw new Error(`failed to list leases: ${messageOf(e)}`);
         }
