@@ -122,7 +122,7 @@ export class Client {
    * Connect once the socket accepts connections, as containerd's dialer does: a socket that does
    * not exist yet is waited for (a daemon that is starting) until the connect timeout, which
    * fails with `failed to dial "/x.sock": context deadline exceeded`, plus, when grpc got to
-   * record it (timeouts of a second or more), `: connection error: desc = "transport: error
+   * record it (timeouts over a second; at a second it is a coin toss), `: connection error: desc = "transport: error
    * while dialing: dial unix:///x.sock: timeout"`. Any other error fails at once:
    * `failed to dial "/x.sock": connection error: desc = "transport: error while dialing: dial
    * unix /x.sock: connect: connection refused"`.
@@ -141,7 +141,7 @@ export class Client {
         throw new ErrDef(Code.UNAVAILABLE, `failed to dial ${JSON.stringify(address)}: connection error: desc = "transport: error while dialing: dial unix ${address}: ${failed.why}"`);
       }
       if (Date.now() >= deadline) {
-        const detail = timeout >= 1000 ? `: connection error: desc = "transport: error while dialing: dial unix://${address}: timeout"` : "";
+        const detail = timeout > 1000 ? `: connection error: desc = "transport: error while dialing: dial unix://${address}: timeout"` : "";
         throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded${detail}`);
       }
       await Bun.sleep(Math.min(10, Math.max(1, deadline - Date.now())));

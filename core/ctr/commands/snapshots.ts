@@ -195,7 +195,7 @@ function createCommand(name: "prepare" | "view", usage: string): Command {
       if (c.args.length < 1 || c.args.length > 2) return c.showHelp();
       const [key, parent = ""] = c.args;
       const client = await c.client();
-      const { mounts } = await client.call<{ mounts: Mount[] }>(SNAPSHOTS, name === "prepare" ? "Prepare" : "View", { snapshotter: sn(c.flags.snapshotter), key, parent, labels: gcRoot() });
+      const { mounts } = await client.call<{ mounts: Mount[] }>(SNAPSHOTS, name === "prepare" ? "Prepare" : "View", { snapshotter: sn(c.flags.snapshotter), key, parent, ...(name === "prepare" ? { labels: gcRoot() } : {}) });
       if (c.flags.target) printMounts(String(c.flags.target), mounts);
       if (c.flags.mounts) out(mountsJSON(mounts) + "\n");
     },
