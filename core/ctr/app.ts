@@ -93,6 +93,7 @@ export class Ctx {
     this.conn ??= await Client.connect(String(this.global.address), this.namespace, {
       connectTimeoutMs: parseDuration(String(this.global["connect-timeout"] ?? "0s")),
       timeoutMs: parseDuration(String(this.global.timeout ?? "0s")),
+      failFast: true,
     });
     return this.conn;
   }

@@ -19,6 +19,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Added to every call as `containerd-lease`. */
   lease?: string;
+  /**
+   * Fail at once when the socket refuses (or is no socket), as containerd's dialer does for ctr;
+   * otherwise that is waited out like a missing socket (a daemon restarting over a stale one).
+   */
+  failFast?: boolean;
 }
 
 /** containerd's errdefs.FromGRPC: the class's text is re-appended to the server's message. */
@@ -119,13 +124,14 @@ export class Client {
   }
 
   /**
-   * Connect once the socket accepts connections, as containerd's dialer does: a socket that does
-   * not exist yet is waited for (a daemon that is starting) until the connect timeout, which
-   * fails with `failed to dial "/x.sock": context deadline exceeded`, plus, when grpc got to
-   * record it (timeouts over a second; at a second it is a coin toss), `: connection error: desc = "transport: error
-   * while dialing: dial unix:///x.sock: timeout"`. Any other error fails at once:
-   * `failed to dial "/x.sock": connection error: desc = "transport: error while dialing: dial
-   * unix /x.sock: connect: connection refused"`.
+   * Connect once the socket accepts connections, as containerd's dialer does for ctr: a socket
+   * that does not exist yet is waited for (a daemon that is starting) until the connect timeout,
+   * which fails with `failed to dial "/x.sock": context deadline exceeded`, plus, when grpc got to
+   * record it (timeouts over a second; at one second it is a coin toss), `: connection error:
+   * desc = "transport: error while dialing: dial unix:///x.sock: timeout"`. With failFast (ctr),
+   * any other error fails at once: `failed to dial "/x.sock": connection error: desc =
+   * "transport: error while dialing: dial unix /x.sock: connect: connection refused"`; without
+   * it, a refusing socket is waited out too (a daemon restarting over its stale socket).
    */
   static async connect(address: string, namespace: string, opts: ClientOptions = {}): Promise<Client> {
     const path = socketPath(address);
@@ -137,11 +143,13 @@ export class Client {
       // A connection made after the deadline (a timeout of microseconds) is too late all the same.
       if (!failed && performance.now() - start <= timeout) break;
       if (!failed) throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded`);
-      if (failed.code !== "ENOENT") {
-        throw new ErrDef(Code.UNAVAILABLE, `failed to dial ${JSON.stringify(address)}: connection error: desc = "transport: error while dialing: dial unix ${address}: ${failed.why}"`);
+      const transport = (why: string) => `connection error: desc = "transport: error while dialing: ${why}"`;
+      if (failed.code !== "ENOENT" && opts.failFast) {
+        throw new ErrDef(Code.UNAVAILABLE, `failed to dial ${JSON.stringify(address)}: ${transport(`dial unix ${address}: ${failed.why}`)}`);
       }
       if (Date.now() >= deadline) {
-        const detail = timeout > 1000 ? `: connection error: desc = "transport: error while dialing: dial unix://${address}: timeout"` : "";
+        const why = failed.code === "ENOENT" ? `dial unix://${address}: timeout` : `dial unix ${address}: ${failed.why}`;
+        const detail = timeout > 1000 ? `: ${transport(why)}` : "";
         throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded${detail}`);
       }
       await Bun.sleep(Math.min(10, Math.max(1, deadline - Date.now())));
