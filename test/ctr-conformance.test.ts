@@ -20,6 +20,7 @@ import { exec, type ExecResult, rand, TMP_PREFIX } from "./harness";
 import { OUR_CTR, REAL_CTR } from "./our-containerd";
 import { describePeer, ensurePeerPackages, PeerSession } from "./peers";
 import { busyboxImage, BUSYBOX_REF } from "./fixtures/busybox-image";
+import { HAVE_REGISTRY, startDockerRegistry } from "./docker-registry";
 
 const realSkip = ensurePeerPackages(["containerd"], [REAL_CTR]);
 
@@ -456,6 +457,28 @@ describePeer("ctr against the real containerd: ours and the real one, command fo
       for (const side of ["r", "o"]) exec(s!.inNs(["umount", "-R", target(side)]));
     }
     expect(d).toEqual([]);
+  }, 30_000);
+
+  test.skipIf(!HAVE_REGISTRY)("content fetch-object / push-object against a registry", async () => {
+    const reg = await startDockerRegistry(s!.dir, "registry");
+    try {
+      const ns = "reg" + rand(4);
+      const r = (...a: string[]) => ctr(REAL_CTR, ["-n", ns, ...a]);
+      expect(r("images", "import", "--no-unpack", img.archive).code).toBe(0);
+      expect(r("images", "push", "--plain-http", `${reg.host}/bb:1`, BUSYBOX_REF).code).toBe(0);
+      const both = (...a: string[]) => differences(a.join(" "), outcome(r(...a), (x) => normVolatile(normReal(x))), outcome(ctr(OUR_CTR, ["-n", ns, ...a]), (x) => normVolatile(normOurs(x))));
+      const d = [
+        ...both("content", "fetch-object", "--plain-http", `${reg.host}/bb:1`),
+        ...both("content", "fetch-object", "--plain-http", `${reg.host}/bb@${img.manifestDigest}`),
+        ...both("content", "fetch-object", "--plain-http", `${reg.host}/bb:2`),
+        ...both("content", "push-object", "--plain-http", `${reg.host}/cc:1`, img.configDigest, "application/vnd.oci.image.config.v1+json"),
+        ...both("content", "push-object", "--plain-http", `${reg.host}/cc:1`, img.manifestDigest, "application/vnd.oci.image.manifest.v1+json"),
+      ];
+      expect(d).toEqual([]);
+    } finally {
+      reg.proc.kill("SIGKILL");
+      await reg.proc.exited;
+    }
   }, 30_000);
 
   test("events: the same lines from both, as things happen", async () => {

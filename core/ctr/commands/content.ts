@@ -8,7 +8,7 @@ import { out } from "../../cli/io";
 import { isAlreadyExists, isNotFound, messageOf } from "../../containerd/errdefs";
 import { fromTimestamp, type Timestamp } from "../../containerd/types";
 import { parseDigest } from "../../image/reference";
-import { RegistryClient } from "../../image/registry";
+import { NotFoundError, RegistryClient, RegistryError } from "../../image/registry";
 import { type Command, type Ctx, ExitError, labelArgs } from "../app";
 import type { Client } from "../client";
 import { CONTENT, openWriter, readAll } from "../remote";
@@ -249,6 +249,22 @@ function signalName(sig: string): string {
   return names[sig] ?? sig.toLowerCase();
 }
 
+/** remotes.MakeRefKey: the ingest ref a push of this media type uses. */
+function refKey(media: string, digest: string): string {
+  if (/manifest/.test(media) && !/list/.test(media)) return `manifest-${digest}`;
+  if (/index|manifest\.list/.test(media)) return `index-${digest}`;
+  if (/layer|rootfs/.test(media)) return `layer-${digest}`;
+  if (/config/.test(media)) return `config-${digest}`;
+  return `unknown-${digest}`;
+}
+
+/** Go's http.StatusText for the answers a registry gives. */
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+  413: "Request Entity Too Large", 416: "Requested Range Not Satisfiable", 429: "Too Many Requests",
+  500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+};
+
 const LAYER_PREFIX = "containerd.io/gc.ref.content.l.";
 const CONTENT_PREFIX = "containerd.io/gc.ref.content.";
 
@@ -404,7 +420,15 @@ export const contentCommand: Command = {
         // The docker resolver's checks: reference.Parse, then an object to resolve.
         if (!parseContainerdRef(ref).object) throw new Error("object required");
         const reg = new RegistryClient(registryOptions(c));
-        const { descriptor } = await reg.resolve(ref);
+        let descriptor;
+        try {
+          ({ descriptor } = await reg.resolve(ref));
+        } catch (e) {
+          // The docker resolver's words for a reference the registry does not have.
+          if (!(e instanceof NotFoundError)) throw e;
+          c.log.info("trying next host - response was http.StatusNotFound", { host: parseContainerdRef(ref).locator.split("/")[0], ref });
+          throw new Error(`${ref}: not found`);
+        }
         const m = await reg.fetchManifest(ref, descriptor);
         out(m.bytes);
       },
@@ -423,8 +447,14 @@ export const contentCommand: Command = {
         const { info } = await client.call<{ info: Info }>(CONTENT, "Info", { digest });
         const size = Number(info.size);
         const data = await readAll(client, digest);
-        if (/manifest|index/.test(media)) await reg.pushManifest(ref, data, media);
-        else await reg.pushBlob(ref, { digest, size }, data);
+        try {
+          if (/manifest|index|list/.test(media)) await reg.pushManifest(ref, data, media);
+          else await reg.pushBlob(ref, { digest, size }, data);
+        } catch (e) {
+          // The docker pusher's words for a registry that refuses the upload.
+          if (!(e instanceof RegistryError) || !e.status) throw e;
+          throw new Error(`failed commit on ref "${refKey(media, digest)}": unexpected status: ${e.status} ${STATUS_TEXT[e.status] ?? ""}`.trimEnd());
+        }
         out(`Pushed ${digest} ${media}\n`);
       },
     },
