@@ -521,6 +521,9 @@ describePeer("ctr against the real containerd: ours and the real one, command fo
       ...both(["-n", "im-r", "images", "ls", "-q"], { CONTAINERD_NAMESPACE: "tg-r" }),
       ...both(["-n", "sn-r", "snapshots", "ls"], { CONTAINERD_SNAPSHOTTER: "native" }),
       ...both(["--namespace=bad/ns", "images", "ls"]),
+      // A call past --timeout: containerd's stores convert the error, Version leaves it a gRPC status.
+      ...both(["--timeout", "1ns", "images", "ls"]),
+      ...both(["--timeout", "1ns", "version"]),
       ...both(["--timeout", "10s", "--connect-timeout", "5s", "--debug", "-n", "imr", "images", "ls", "-q"]),
       ...both(["--address", join(s!.dir, "no-such.sock"), "--connect-timeout", "50ms", "version"], {}, false),
       ...both(["--address", join(s!.dir, "no-such.sock"), "--connect-timeout", "1500ms", "images", "ls"], {}, false),

@@ -4,7 +4,7 @@
 // errdefs.FromGRPC does ("image \"x\": not found"), so callers can test isNotFound(e).
 import * as grpc from "@grpc/grpc-js";
 import { connect as netConnect, type Socket } from "node:net";
-import { Code, ErrDef } from "../containerd/errdefs";
+import { Code, CODE_NAMES, ErrDef } from "../containerd/errdefs";
 import { LEASE_KEY, NAMESPACE_KEY, serviceMethod } from "../containerd/grpc";
 import { InitialWindowFixSocket } from "../h2/initial-window";
 
@@ -180,6 +180,25 @@ export class Client {
         this.metadata(),
         this.callOptions(),
         (e, res) => (e ? reject(fromGRPC(e)) : resolve(res as Res)),
+      );
+    });
+  }
+
+  /**
+   * A unary call whose error is Go's grpc status text ("rpc error: code = DeadlineExceeded desc =
+   * context deadline exceeded"), for what containerd's client returns unconverted (Version, Server).
+   */
+  async callRaw<Res = any>(service: string, method: string, req: object = {}): Promise<Res> {
+    const m = serviceMethod(service, method);
+    return new Promise<Res>((resolve, reject) => {
+      this.client.makeUnaryRequest(
+        m.path,
+        (o: object) => m.request.encode(o),
+        (b: Buffer) => m.response.decode(b),
+        req,
+        this.metadata(),
+        this.callOptions(),
+        (e, res) => (e ? reject(new Error(`rpc error: code = ${CODE_NAMES[e.code] ?? e.code} desc = ${statusDetails(e)}`)) : resolve(res as Res)),
       );
     });
   }
