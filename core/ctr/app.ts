@@ -383,7 +383,8 @@ function showCommandHelp(l: Level, name: string): void {
   out(commandHelp(c, l.helpNames.get(c) ?? ""));
 }
 
-function helpCommand(level: () => Level, sub: boolean): Command {
+/** urfave's help command (`ctr help images`, `ctr images help ls`; alone: the level's app help). */
+function helpCommand(level: () => Level): Command {
   return {
     name: "help",
     aliases: ["h"],
@@ -392,7 +393,6 @@ function helpCommand(level: () => Level, sub: boolean): Command {
     action: (c) => {
       if (c.args.length) return showCommandHelp(level(), c.args[0]!);
       out(appHelp(level()));
-      void sub;
     },
   };
 }
@@ -408,7 +408,7 @@ function rootLevel(commands: Command[]): Level {
   const sorted = [...commands].sort((a, b) => rank(a) - rank(b));
   const l: Level = { name: "ctr", helpName: "ctr", usage: BANNER, description: DESCRIPTION, flags: GLOBAL_FLAGS, listed: [], commands: [], helpNames: new Map(), root: true };
   for (const c of sorted) l.helpNames.set(c, `ctr ${c.name}`);
-  const help = helpCommand(() => l, false);
+  const help = helpCommand(() => l);
   l.commands = [...sorted, help];
   l.listed = l.commands;
   l.helpNames.set(help, "");
@@ -418,7 +418,7 @@ function rootLevel(commands: Command[]): Level {
 function groupLevel(parent: Level, c: Command): Level {
   const helpName = `${parent.helpName} ${c.name}`;
   const l: Level = { name: helpName, helpName, usage: c.usage, description: c.description, argsUsage: c.argsUsage, flags: [...(c.flags ?? []), HELP_FLAG], listed: c.subcommands ?? [], commands: [], helpNames: new Map(), root: false };
-  const help = helpCommand(() => l, true);
+  const help = helpCommand(() => l);
   l.commands = [...l.listed, help];
   for (const s of l.commands) l.helpNames.set(s, `${helpName} ${s.name}`);
   return l;
