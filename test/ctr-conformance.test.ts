@@ -203,6 +203,7 @@ describePeer("ctr against the real containerd: ours and the real one, command fo
   const img = busyboxImage();
   let bare = "";
   let full = "";
+  let docker = "";
 
   beforeAll(async () => {
     s = new PeerSession();
@@ -221,6 +222,12 @@ describePeer("ctr against the real containerd: ours and the real one, command fo
     }
     bare = join(s.dir, "bare.tar");
     full = join(s.dir, "full.tar");
+    // A docker save archive (manifest.json only).
+    const dk = join(s.dir, "dk");
+    mkdirSync(dk);
+    exec(["tar", "xf", img.archive, "-C", dk]);
+    docker = join(s.dir, "docker.tar");
+    exec(["tar", "cf", docker, "-C", dk, "manifest.json", "blobs"]);
   }, 60_000);
 
   afterAll(() => {
@@ -361,6 +368,9 @@ describePeer("ctr against the real containerd: ours and the real one, command fo
       ["images", "import", "--no-unpack", "--base-name", "foo/z", full],
       ["images", "import", "--no-unpack", "--digests", "--base-name", "foo/y", full],
       ["images", "import", "--no-unpack", "--index-name", "myidx", img.archive],
+      ["images", "import", "--no-unpack", "--index-name", "ix-full", full],
+      ["images", "import", "--index-name", "ix-docker", "--digests", docker],
+      ["content", "ls", "-q"],
       ["images", "import", "--platform", "linux/arm64", img.archive],
       ["images", "import", "--platform", "bogus//x", img.archive],
       ["images", "import", "/nonexistent.tar"],

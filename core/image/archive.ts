@@ -61,6 +61,8 @@ export interface ImportResult {
   index: ImageIndex;
   /** "oci" for an OCI layout (docker 25+ archives included), "docker" for manifest.json only. */
   format: "oci" | "docker";
+  /** An OCI layout's index.json, byte for byte (what `ctr images import --index-name` keeps). */
+  layoutIndex?: Uint8Array;
 }
 
 export class ArchiveError extends Error {
@@ -347,7 +349,7 @@ export async function importArchive(
         }
         images.splice(0, images.length, ...named);
       }
-      result = { format: "oci", images };
+      result = { format: "oci", images, layoutIndex: indexFile.bytes };
     } else if (manifestFile) {
       result = { format: "docker", images: await importDocker(manifestFile, get, ensure, files, sink) };
     }

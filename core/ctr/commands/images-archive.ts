@@ -15,7 +15,7 @@ import type { Client } from "../client";
 import { targetOf } from "../imageinfo";
 import { ContentSink, ContentSource, contentInfo, imageLayers, IMAGES, isUnpacked, labelTree, SNAPSHOTS, unpackImage, writeBlob, chainIDs } from "../remote";
 import { REGISTRY_FLAGS } from "../registry-flags";
-import { ctrExport } from "../export";
+import { ctrExport, ociReferenceName } from "../export";
 import { GoTabWriter } from "../tabwriter";
 import { progressBytes } from "../units";
 import { EXPIRE_LABEL, expiryLabel, withLease } from "./leases";
@@ -50,27 +50,36 @@ async function putImage(client: Client, name: string, target: Descriptor): Promi
 
 /**
  * The index ctr keeps for --index-name: the archive's entries with containerd's annotations
- * (image name and, for a tagged name, the OCI ref name) and Go's field order.
+ * (image name, and the OCI ref name reference.Parse gives it) in Go's field order. An OCI
+ * layout's index keeps its mediaType; the one containerd builds for a docker archive has none.
  */
-function ctrIndex(index: ImageIndex): object {
+function ctrIndex(index: ImageIndex, format: "oci" | "docker"): object {
   return {
     schemaVersion: 2,
-    mediaType: MediaType.OCIIndex,
+    ...(format === "oci" ? { mediaType: MediaType.OCIIndex } : {}),
     manifests: index.manifests.map((m) => {
       const annotations: Record<string, string> = { ...(m.annotations ?? {}) };
       const name = annotations["io.containerd.image.name"];
-      if (name && !annotations["org.opencontainers.image.ref.name"]) {
-        const tag = /:([\w][\w.-]{0,127})$/.exec(name.replace(/@.*$/, ""))?.[1];
-        if (tag && !name.replace(/@.*$/, "").endsWith("/" + tag)) annotations["org.opencontainers.image.ref.name"] = tag;
-      }
+      if (name && annotations["org.opencontainers.image.ref.name"] === undefined) annotations["org.opencontainers.image.ref.name"] = ociReferenceName(name);
       const sorted = Object.fromEntries(Object.keys(annotations).sort().map((k) => [k, annotations[k]]));
+      const p = m.platform;
       return {
         mediaType: m.mediaType,
         digest: m.digest,
         size: m.size,
         ...(m.urls?.length ? { urls: m.urls } : {}),
         ...(Object.keys(sorted).length ? { annotations: sorted } : {}),
-        ...(m.platform ? { platform: m.platform } : {}),
+        ...(p
+          ? {
+              platform: {
+                architecture: p.architecture,
+                os: p.os,
+                ...(p["os.version"] ? { "os.version": p["os.version"] } : {}),
+                ...(p["os.features"]?.length ? { "os.features": p["os.features"] } : {}),
+                ...(p.variant ? { variant: p.variant } : {}),
+              },
+            }
+          : {}),
       };
     }),
   };
@@ -170,7 +179,8 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
         for (const im of imgs) await labelTree(client, im.target);
         const indexName = String(c.flags["index-name"] || "");
         if (indexName) {
-          const bytes = encodeJSON(ctrIndex(res.index));
+          // containerd keeps an OCI layout's index.json as it is, and marshals the one it builds for a docker archive.
+          const bytes = res.layoutIndex ?? encodeJSON(ctrIndex(res.index, res.format));
           const digest = "sha256:" + new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
           const desc: Descriptor = { mediaType: MediaType.OCIIndex, digest, size: bytes.byteLength };
           await writeBlob(client, `index-${digest}`, desc, bytes);
