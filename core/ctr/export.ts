@@ -10,9 +10,10 @@
 //     their best platform manifest; RepoTags in familiar form. --skip-manifest-json (1.6's
 //     WithSkipDockerManifest) leaves the tags out (null) and the indexes out, yet still writes it.
 //   * entries sorted by name, blobs and oci-layout 0444, the JSON files 0644, no timestamps.
-import { parseDigest } from "../image/reference";
+//
+// Also containerd's reference.Parse (the names' OCI ref name; fetch-object's checks).
 import { isIndexMediaType, isManifestMediaType, isNonDistributable, type Descriptor } from "../image/manifest";
-import { parseNormalizedNamed } from "../image/reference";
+import { parseDigest, parseNormalizedNamed } from "../image/reference";
 import type { Platform, PlatformMatcher } from "../image/platform";
 import { encodeHeader, END_OF_ARCHIVE, paddingFor } from "../image/tar";
 import { goJSONString } from "./commands/events";
