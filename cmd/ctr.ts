@@ -3,6 +3,7 @@ import { runApp } from "../core/ctr/app";
 import { imagesCommand } from "../core/ctr/commands/images";
 import { contentCommand, sortContentSubcommands } from "../core/ctr/commands/content";
 import { contentFetchCommand } from "../core/ctr/commands/pull";
+import { eventsCommand } from "../core/ctr/commands/events";
 import { snapshotsCommand } from "../core/ctr/commands/snapshots";
 import { leasesCommand } from "../core/ctr/commands/leases";
 import { namespacesCommand } from "../core/ctr/commands/namespaces";
@@ -13,7 +14,8 @@ import { versionCommand } from "../core/ctr/commands/version";
 if (!contentCommand.subcommands?.some((c) => c.name === "fetch")) contentCommand.subcommands?.push(contentFetchCommand);
 sortContentSubcommands();
 
-export const COMMANDS = [pluginsCommand, versionCommand, imagesCommand, leasesCommand, namespacesCommand, contentCommand, snapshotsCommand];
+// In any order: the app lists them in ctr 1.6's order.
+export const COMMANDS = [pluginsCommand, versionCommand, contentCommand, eventsCommand, imagesCommand, leasesCommand, namespacesCommand, snapshotsCommand];
 
 export function main(argv: string[]): Promise<number> {
   return runApp(argv, COMMANDS);

@@ -4,7 +4,7 @@
 // errdefs.FromGRPC does ("image \"x\": not found"), so callers can test isNotFound(e).
 import * as grpc from "@grpc/grpc-js";
 import { connect as netConnect, type Socket } from "node:net";
-import { Code, ErrDef } from "../containerd/errdefs";
+import { Code, CODE_NAMES, ErrDef } from "../containerd/errdefs";
 import { LEASE_KEY, NAMESPACE_KEY, serviceMethod } from "../containerd/grpc";
 import { InitialWindowFixSocket } from "../h2/initial-window";
 
@@ -19,6 +19,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Added to every call as `containerd-lease`. */
   lease?: string;
+  /**
+   * Fail at once when the socket refuses (or is no socket), as containerd's dialer does for ctr;
+   * otherwise that is waited out like a missing socket (a daemon restarting over a stale one).
+   */
+  failFast?: boolean;
 }
 
 /** containerd's errdefs.FromGRPC: the class's text is re-appended to the server's message. */
@@ -33,10 +38,22 @@ const CLASS_TEXT: Record<number, string> = {
   [Code.DEADLINE_EXCEEDED]: "context deadline exceeded",
 };
 
+/**
+ * The status text Go's grpc gives the errors grpc-js makes on the client side: a call past its
+ * deadline is "context deadline exceeded" (grpc-js: "Deadline exceeded after 0.499s,..."), a
+ * cancelled one "context canceled".
+ */
+export function statusDetails(e: any): string {
+  const desc: string = e?.details ?? e?.message ?? String(e);
+  if (e?.code === Code.DEADLINE_EXCEEDED && /^Deadline exceeded/.test(desc)) return "context deadline exceeded";
+  if (e?.code === Code.CANCELLED && /^Cancelled on client/.test(desc)) return "context canceled";
+  return desc;
+}
+
 export function fromGRPC(e: any): ErrDef {
   if (e instanceof ErrDef) return e;
   const code: number = typeof e?.code === "number" ? e.code : Code.UNKNOWN;
-  const desc: string = e?.details ?? e?.message ?? String(e);
+  const desc = statusDetails(e);
   const cls = CLASS_TEXT[code] ?? "unknown";
   const msg = desc === cls ? "" : desc.endsWith(": " + cls) ? desc.slice(0, -(cls.length + 2)) : desc;
   return new ErrDef(code in CLASS_TEXT ? code : Code.UNKNOWN, msg ? `${msg}: ${cls}` : cls);
@@ -47,7 +64,8 @@ export function socketPath(address: string): string {
   return address.replace(/^unix:\/\//, "").replace(/^unix:/, "");
 }
 
-function probe(path: string): Promise<string | undefined> {
+/** Connect once: undefined when the socket accepts, else the errno code and Go's text for it. */
+function probe(path: string): Promise<{ code: string; why: string } | undefined> {
   return new Promise((resolve) => {
     const s = netConnect(path);
     s.once("connect", () => {
@@ -56,8 +74,8 @@ function probe(path: string): Promise<string | undefined> {
     });
     s.once("error", (e: any) => {
       s.destroy();
-      const why: Record<string, string> = { ENOENT: "no such file or directory", ECONNREFUSED: "connection refused", EACCES: "permission denied", ENOTSOCK: "socket operation on non-socket" };
-      resolve(`connect: ${why[e?.code] ?? e?.message ?? e}`);
+      const why: Record<string, string> = { ENOENT: "no such file or directory", ECONNREFUSED: "connection refused", EACCES: "permission denied", ENOTSOCK: "socket operation on non-socket", ENOTDIR: "not a directory" };
+      resolve({ code: e?.code ?? "", why: `connect: ${why[e?.code] ?? e?.message ?? e}` });
     });
   });
 }
@@ -106,20 +124,35 @@ export class Client {
   }
 
   /**
-   * Connect once the socket accepts connections (polling it, so a daemon that is starting is
-   * waited for), failing after the connect timeout as ctr does:
-   * `failed to dial "/x.sock": context deadline exceeded: connection error: desc = "transport: error while dialing: dial unix /x.sock: connect: no such file or directory"`.
+   * Connect once the socket accepts connections, as containerd's dialer does for ctr: a socket
+   * that does not exist yet is waited for (a daemon that is starting) until the connect timeout,
+   * which fails with `failed to dial "/x.sock": context deadline exceeded`, plus, when grpc got to
+   * record it (timeouts over a second; at one second it is a coin toss), `: connection error:
+   * desc = "transport: error while dialing: dial unix:///x.sock: timeout"`. With failFast (ctr),
+   * any other error fails at once: `failed to dial "/x.sock": connection error: desc =
+   * "transport: error while dialing: dial unix /x.sock: connect: connection refused"`; without
+   * it, a refusing socket is waited out too (a daemon restarting over its stale socket).
    */
   static async connect(address: string, namespace: string, opts: ClientOptions = {}): Promise<Client> {
     const path = socketPath(address);
-    const deadline = Date.now() + (opts.connectTimeoutMs || DEFAULT_CONNECT_TIMEOUT_MS);
+    const timeout = opts.connectTimeoutMs || DEFAULT_CONNECT_TIMEOUT_MS;
+    const deadline = Date.now() + timeout;
+    const start = performance.now();
     for (;;) {
-      const why = await probe(path);
-      if (!why) break;
-      if (Date.now() >= deadline) {
-        throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded: connection error: desc = "transport: error while dialing: dial unix ${path}: ${why}"`);
+      const failed = await probe(path);
+      // A connection made after the deadline (a timeout of microseconds) is too late all the same.
+      if (!failed && performance.now() - start <= timeout) break;
+      if (!failed) throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded`);
+      const transport = (why: string) => `connection error: desc = "transport: error while dialing: ${why}"`;
+      if (failed.code !== "ENOENT" && opts.failFast) {
+        throw new ErrDef(Code.UNAVAILABLE, `failed to dial ${JSON.stringify(address)}: ${transport(`dial unix ${address}: ${failed.why}`)}`);
       }
-      await Bun.sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+      if (Date.now() >= deadline) {
+        const why = failed.code === "ENOENT" ? `dial unix://${address}: timeout` : `dial unix ${address}: ${failed.why}`;
+        const detail = timeout > 1000 ? `: ${transport(why)}` : "";
+        throw new ErrDef(Code.DEADLINE_EXCEEDED, `failed to dial ${JSON.stringify(address)}: context deadline exceeded${detail}`);
+      }
+      await Bun.sleep(Math.min(10, Math.max(1, deadline - Date.now())));
     }
     return new Client(address, namespace, opts);
   }
@@ -151,6 +184,25 @@ export class Client {
     });
   }
 
+  /**
+   * A unary call whose error is Go's grpc status text ("rpc error: code = DeadlineExceeded desc =
+   * context deadline exceeded"), for what containerd's client returns unconverted (Version, Server).
+   */
+  async callRaw<Res = any>(service: string, method: string, req: object = {}): Promise<Res> {
+    const m = serviceMethod(service, method);
+    return new Promise<Res>((resolve, reject) => {
+      this.client.makeUnaryRequest(
+        m.path,
+        (o: object) => m.request.encode(o),
+        (b: Buffer) => m.response.decode(b),
+        req,
+        this.metadata(),
+        this.callOptions(),
+        (e, res) => (e ? reject(new Error(`rpc error: code = ${CODE_NAMES[e.code] ?? e.code} desc = ${statusDetails(e)}`)) : resolve(res as Res)),
+      );
+    });
+  }
+
   /** A server-streaming call, as an async iterable of responses. */
   async *stream<Res = any>(service: string, method: string, req: object = {}, signal?: AbortSignal): AsyncGenerator<Res> {
     const m = serviceMethod(service, method);
@@ -164,6 +216,20 @@ export class Client {
       throw fromGRPC(e);
     } finally {
       signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * A server-streaming call whose errors stay the raw gRPC status (code, details), for callers
+   * that print them as Go's grpc status does ("rpc error: code = ... desc = ..."), like ctr events.
+   */
+  async *streamRaw<Res = any>(service: string, method: string, req: object = {}): AsyncGenerator<Res> {
+    const m = serviceMethod(service, method);
+    const call = this.client.makeServerStreamRequest(m.path, (o: object) => m.request.encode(o), (b: Buffer) => m.response.decode(b), req, this.metadata(), this.callOptions());
+    try {
+      for await (const res of call) yield res as Res;
+    } finally {
+      call.cancel();
     }
   }
 

@@ -61,6 +61,8 @@ export interface ImportResult {
   index: ImageIndex;
   /** "oci" for an OCI layout (docker 25+ archives included), "docker" for manifest.json only. */
   format: "oci" | "docker";
+  /** An OCI layout's index.json, byte for byte (what `ctr images import --index-name` keeps). */
+  layoutIndex?: Uint8Array;
 }
 
 export class ArchiveError extends Error {
@@ -208,6 +210,11 @@ export interface ImportOptions {
    * RepoTags when the archive has one (docker 25+), else left unnamed.
    */
   baseName?: string;
+  /**
+   * Names an OCI index entry from its annotations instead (ctr's refTranslator: names kept as
+   * written, not normalised); "" leaves it unnamed.
+   */
+  nameOf?: (annotations: Record<string, string>) => string;
   signal?: AbortSignal;
 }
 
@@ -321,7 +328,7 @@ export async function importArchive(
     const manifestFile = files.get("manifest.json");
     let result: Omit<ImportResult, "index"> | undefined;
     if (indexFile) {
-      const images = await importOCI(indexFile, files, blobRec, ensure, sink, opts.baseName);
+      const images = await importOCI(indexFile, files, blobRec, ensure, sink, opts.baseName, opts.nameOf);
       // Names docker 25+ keeps only in manifest.json: match the entries by config digest.
       if (manifestFile && images.some((i) => !i.name)) {
         const tagsByConfig = new Map<string, string[]>();
@@ -342,7 +349,7 @@ export async function importArchive(
         }
         images.splice(0, images.length, ...named);
       }
-      result = { format: "oci", images };
+      result = { format: "oci", images, layoutIndex: indexFile.bytes };
     } else if (manifestFile) {
       result = { format: "docker", images: await importDocker(manifestFile, get, ensure, files, sink) };
     }
@@ -380,6 +387,7 @@ async function importOCI(
   ensure: Ensure,
   sink: BlobSink,
   baseName?: string,
+  nameOf?: ImportOptions["nameOf"],
 ): Promise<ArchiveImage[]> {
   const parsed = parseManifest(indexFile.bytes!, MediaType.OCIIndex);
   if (parsed.kind !== "index") throw new ArchiveError("index.json is not an image index");
@@ -437,8 +445,9 @@ async function importOCI(
         return "";
       }
     };
-    if (full) name = attempt(full);
-    if (!name && refName) {
+    if (nameOf) name = nameOf(ann);
+    else if (full) name = attempt(full);
+    if (!nameOf && !name && refName) {
       // A bare tag ("latest", "v1.2") is only a tag: it needs a base name (containerd does the same).
       const bareTag = /^[\w][\w.-]{0,127}$/.test(refName) && !refName.includes("/") && !refName.includes(":");
       if (!bareTag) name = attempt(refName);

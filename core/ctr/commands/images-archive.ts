@@ -1,18 +1,21 @@
 // ctr images import|export|check|mount|unmount, done on the client as the real ctr does: the
 // archive is read/written here and moved through the content service, images are created in the
 // images service, and unpacking drives the snapshots and diff services (core/ctr/remote.ts).
-import { closeSync, createReadStream, createWriteStream, openSync } from "node:fs";
+import { closeSync, createReadStream, openSync, writeSync } from "node:fs";
 import { Readable } from "node:stream";
 import { out } from "../../cli/io";
 import { isAlreadyExists, isNotFound, messageOf } from "../../containerd/errdefs";
-import { exportArchive, importArchive, type ArchiveImage } from "../../image/archive";
+import { importArchive, type ArchiveImage } from "../../image/archive";
 import { encodeJSON, MediaType, type Descriptor, type ImageIndex } from "../../image/manifest";
-import { allPlatforms, anyMatcher, defaultMatcher, hostPlatformString, onlyMatcher, parsePlatform, type PlatformMatcher } from "../../image/platform";
+import { allPlatforms, defaultMatcher, hostPlatform, hostPlatformString, onlyMatcher, orderedMatcher, parsePlatform, type PlatformMatcher } from "../../image/platform";
+import { errnoMessage, SyscallError } from "../../../ffi/errno";
 import { mountAll, unmountAll } from "../../snapshots/mount";
 import type { Command, CtrFlag } from "../app";
 import type { Client } from "../client";
-import { imageSize, targetOf } from "../imageinfo";
+import { targetOf } from "../imageinfo";
 import { ContentSink, ContentSource, contentInfo, imageLayers, IMAGES, isUnpacked, labelTree, SNAPSHOTS, unpackImage, writeBlob, chainIDs } from "../remote";
+import { REGISTRY_FLAGS } from "../registry-flags";
+import { ctrExport, ociReferenceName } from "../export";
 import { GoTabWriter } from "../tabwriter";
 import { progressBytes } from "../units";
 import { EXPIRE_LABEL, expiryLabel, withLease } from "./leases";
@@ -21,20 +24,6 @@ import type { Image } from "./images";
 const LEASES = "containerd.services.leases.v1.Leases";
 
 export const SNAPSHOTTER_FLAG: CtrFlag = { name: "snapshotter", type: "string", default: "overlayfs", env: "CONTAINERD_SNAPSHOTTER", help: "snapshotter name. Empty value stands for the default value." };
-
-/** commands.RegistryFlags: accepted by mount/unmount as in ctr (which never uses them there). */
-const REGISTRY_FLAGS: CtrFlag[] = [
-  { name: "skip-verify", aliases: ["k"], type: "bool", help: "skip SSL certificate validation" },
-  { name: "plain-http", type: "bool", help: "allow connections using plain HTTP" },
-  { name: "user", aliases: ["u"], type: "string", help: "user[:password] Registry user and password" },
-  { name: "refresh", type: "string", help: "refresh token for authorization server" },
-  { name: "hosts-dir", type: "string", help: "Custom hosts configuration directory" },
-  { name: "tlscacert", type: "string", help: "path to TLS root CA" },
-  { name: "tlscert", type: "string", help: "path to TLS client certificate" },
-  { name: "tlskey", type: "string", help: "path to TLS client key" },
-  { name: "http-dump", type: "bool", help: "dump all HTTP request/responses when interacting with container registry" },
-  { name: "http-trace", type: "bool", help: "enable HTTP tracing for registry interactions" },
-];
 
 function snapshotterOf(v: unknown): string {
   return String(v || "overlayfs");
@@ -46,11 +35,6 @@ function asList(v: unknown): string[] {
   return [String(v)];
 }
 
-function matcherFor(platforms: string[], all: boolean): PlatformMatcher {
-  if (all) return allPlatforms;
-  if (!platforms.length) return defaultMatcher();
-  return anyMatcher(...platforms.map(parsePlatform));
-}
 
 const toDesc = (d: any): Descriptor => ({ mediaType: d.mediaType, digest: d.digest, size: Number(d.size ?? 0), ...(d.annotations && Object.keys(d.annotations).length ? { annotations: d.annotations } : {}) });
 
@@ -66,30 +50,43 @@ async function putImage(client: Client, name: string, target: Descriptor): Promi
 
 /**
  * The index ctr keeps for --index-name: the archive's entries with containerd's annotations
- * (image name and, for a tagged name, the OCI ref name) and Go's field order.
+ * (image name, and the OCI ref name reference.Parse gives it) in Go's field order. An OCI
+ * layout's index keeps its mediaType; the one containerd builds for a docker archive has none.
  */
-function ctrIndex(index: ImageIndex): object {
+function ctrIndex(index: ImageIndex, format: "oci" | "docker"): object {
   return {
     schemaVersion: 2,
-    mediaType: MediaType.OCIIndex,
+    ...(format === "oci" ? { mediaType: MediaType.OCIIndex } : {}),
     manifests: index.manifests.map((m) => {
       const annotations: Record<string, string> = { ...(m.annotations ?? {}) };
       const name = annotations["io.containerd.image.name"];
-      if (name && !annotations["org.opencontainers.image.ref.name"]) {
-        const tag = /:([\w][\w.-]{0,127})$/.exec(name.replace(/@.*$/, ""))?.[1];
-        if (tag && !name.replace(/@.*$/, "").endsWith("/" + tag)) annotations["org.opencontainers.image.ref.name"] = tag;
-      }
+      if (name && annotations["org.opencontainers.image.ref.name"] === undefined) annotations["org.opencontainers.image.ref.name"] = ociReferenceName(name);
       const sorted = Object.fromEntries(Object.keys(annotations).sort().map((k) => [k, annotations[k]]));
+      const p = m.platform;
       return {
         mediaType: m.mediaType,
         digest: m.digest,
         size: m.size,
         ...(m.urls?.length ? { urls: m.urls } : {}),
         ...(Object.keys(sorted).length ? { annotations: sorted } : {}),
-        ...(m.platform ? { platform: m.platform } : {}),
+        ...(p
+          ? {
+              platform: {
+                architecture: p.architecture,
+                os: p.os,
+                ...(p["os.version"] ? { "os.version": p["os.version"] } : {}),
+                ...(p["os.features"]?.length ? { "os.features": p["os.features"] } : {}),
+                ...(p.variant ? { variant: p.variant } : {}),
+              },
+            }
+          : {}),
       };
     }),
   };
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let off = 0; off < b.byteLength; ) off += writeSync(fd, b, off);
 }
 
 /** Go's os.Open error text ("open /x: no such file or directory"). */
@@ -101,6 +98,11 @@ function openInput(path: string): ReadableStream<Uint8Array> {
     throw new Error(`open ${path}: ${why[e?.code] ?? e?.message ?? e}`);
   }
   return Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
+}
+
+/** containerd's archive.isImagePrefix. */
+function isImagePrefix(s: string, prefix: string): boolean {
+  return s.startsWith(prefix) && (s.length === prefix.length || "/:@".includes(s[prefix.length]!));
 }
 
 function dateStamp(): string {
@@ -142,8 +144,7 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
     SNAPSHOTTER_FLAG,
   ],
   action: async (c) => {
-    const input = c.args[0];
-    if (!input) throw new Error("please provide an input file (or - for stdin)");
+    const input = c.args[0] ?? "";
     const platform = String(c.flags.platform || "");
     const all = !!c.flags["all-platforms"];
     const matcher = platform ? onlyMatcher(parsePlatform(platform)) : all ? allPlatforms : defaultMatcher();
@@ -154,17 +155,32 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
       client.setLease(lease);
       try {
         const src = input === "-" ? (Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>) : openInput(input);
-        const res = await importArchive(src, new ContentSink(client), baseName ? { baseName } : {});
+        // ctr's names: io.containerd.image.name as written, else the OCI ref name through
+        // archive.AddRefPrefix(prefix) (a bare tag becomes <prefix>:<tag>; a full reference is
+        // kept only under --base-name). The prefix also names --digests images.
+        const prefix = baseName || `import-${dateStamp()}`;
+        const nameOf = (ann: Record<string, string>) => {
+          const full = ann["io.containerd.image.name"];
+          if (full) return full;
+          const ref = ann["org.opencontainers.image.ref.name"];
+          if (!ref) return "";
+          if (/[/:@]/.test(ref)) return !baseName || isImagePrefix(ref, baseName) ? ref : "";
+          return `${prefix}:${ref}`;
+        };
+        const res = await importArchive(src, new ContentSink(client), { nameOf });
+        // images.WalkNotEmpty: every entry of the archive's index filtered out by the platform.
+        if (!all && res.index.manifests.length && !res.index.manifests.some((m) => !m.platform || matcher.match(m.platform))) throw new Error("image might be filtered out");
         const imgs: ArchiveImage[] = [];
-        const prefix = `import-${dateStamp()}`;
         for (const im of res.images) {
-          if (im.name && (!baseName || im.name.startsWith(baseName))) imgs.push({ name: im.name, target: toDesc(im.target) });
+          // The archive's own names (io.containerd.image.name) stay whatever --base-name says.
+          if (im.name) imgs.push({ name: im.name, target: toDesc(im.target) });
           if (c.flags.digests && !(im.name && c.flags["skip-digest-for-named"])) imgs.push({ name: `${prefix}@${im.target.digest}`, target: toDesc(im.target) });
         }
         for (const im of imgs) await labelTree(client, im.target);
         const indexName = String(c.flags["index-name"] || "");
         if (indexName) {
-          const bytes = encodeJSON(ctrIndex(res.index));
+          // containerd keeps an OCI layout's index.json as it is, and marshals the one it builds for a docker archive.
+          const bytes = res.layoutIndex ?? encodeJSON(ctrIndex(res.index, res.format));
           const digest = "sha256:" + new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
           const desc: Descriptor = { mediaType: MediaType.OCIIndex, digest, size: bytes.byteLength };
           await writeBlob(client, `index-${digest}`, desc, bytes);
@@ -204,31 +220,38 @@ When '--all-platforms' is given all images in a manifest list must be available.
   ],
   action: async (c) => {
     const [outPath, ...refs] = c.args;
-    if (!outPath) throw new Error("must specify output filename");
-    if (!refs.length) throw new Error("please provide an image reference to export");
-    const client = await c.client();
-    const images: ArchiveImage[] = [];
-    for (const ref of refs) {
-      let image: Image;
-      try {
-        ({ image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref }));
-      } catch (e) {
-        throw new Error(`unable to resolve image to manifest: ${messageOf(e)}`);
-      }
-      images.push({ name: image.name, target: toDesc(image.target) });
-    }
+    if (!outPath || !refs.length) throw new Error("please provide both an output filename and an image reference to export");
     const platforms = asList(c.flags.platform);
-    const opts = { format: "oci" as const, platform: matcherFor(platforms, false), allPlatforms: !!c.flags["all-platforms"], dockerManifest: !c.flags["skip-manifest-json"], ctrLayout: true };
-    if (outPath === "-") {
-      await exportArchive(images, new ContentSource(client), (chunk) => new Promise<void>((res, rej) => process.stdout.write(chunk, (e) => (e ? rej(e) : res()))), opts);
-      return;
+    // platforms.Ordered(--platform...), else DefaultStrict (the host's platform only).
+    const parsed = platforms.map((p) => {
+      try {
+        return parsePlatform(p);
+      } catch (e) {
+        throw new Error(`invalid platform ${JSON.stringify(p)}: ${messageOf(e)}`);
+      }
+    });
+    const matcher = parsed.length ? orderedMatcher(...parsed) : orderedMatcher(hostPlatform());
+    const client = await c.client();
+    // As ctr: the output is created first, the images are looked up by the exporter.
+    let fd: number | undefined;
+    if (outPath !== "-") {
+      try {
+        fd = openSync(outPath, "w", 0o666);
+      } catch (e: any) {
+        throw new Error(`open ${outPath}: ${errnoMessage(e?.code ?? "") || e?.message}`);
+      }
     }
-    const ws = createWriteStream(outPath);
-    const wrote = (chunk: Uint8Array) => new Promise<void>((res, rej) => ws.write(chunk, (e) => (e ? rej(e) : res())));
+    const emit = (chunk: Uint8Array) =>
+      fd === undefined ? new Promise<void>((res, rej) => process.stdout.write(chunk, (e) => (e ? rej(e) : res()))) : Promise.resolve(void writeAll(fd, chunk));
     try {
-      await exportArchive(images, new ContentSource(client), wrote, opts);
+      const images: { name: string; target: Descriptor }[] = [];
+      for (const ref of refs) {
+        const { image } = await client.call<{ image: Image }>(IMAGES, "Get", { name: ref });
+        images.push({ name: ref, target: toDesc(image.target) });
+      }
+      await ctrExport(images, new ContentSource(client), emit, { platform: matcher, allPlatforms: !!c.flags["all-platforms"], skipDockerManifest: !!c.flags["skip-manifest-json"], skipNonDistributable: !!c.flags["skip-non-distributable"] });
     } finally {
-      await new Promise<void>((res) => ws.end(res));
+      if (fd !== undefined) closeSync(fd);
     }
   },
 };
@@ -259,7 +282,13 @@ const checkCommand: Command = {
   flags: [{ name: "quiet", aliases: ["q"], type: "bool", help: "print only the ready image refs (fully downloaded and unpacked)" }, SNAPSHOTTER_FLAG],
   action: async (c) => {
     const client = await c.client();
-    const { images } = await client.call<{ images: Image[] }>(IMAGES, "List", { filters: c.args });
+    let images: Image[];
+    try {
+      ({ images } = await client.call<{ images: Image[] }>(IMAGES, "List", { filters: c.args }));
+    } catch (e) {
+      throw new Error(`failed listing images: ${messageOf(e)}`);
+    }
+    if (!images.length) return c.log.debug("no images found");
     const snapshotter = snapshotterOf(c.flags.snapshotter);
     const matcher = defaultMatcher();
     const w = new GoTabWriter(1, 1);
@@ -268,43 +297,45 @@ const checkCommand: Command = {
     for (const img of images) {
       const target = toDesc(targetOf(img.target));
       let status = "complete";
-      let size = 0;
-      let requiredSize = 0;
+      let size: string;
       let complete = true;
       try {
         const r = await checkImage(client, target, matcher);
-        if (!r.available) {
-          status = "missing";
+        const requiredSize = r.required.reduce((a, d) => a + d.size, 0);
+        const presentSize = r.present.reduce((a, d) => a + d.size, 0);
+        if (r.missing.length) {
+          status = "incomplete";
           complete = false;
-        } else {
-          if (r.missing.length) {
-            status = "incomplete";
-            complete = false;
-          }
-          status = `${status} (${r.present.length}/${r.required.length})`;
         }
-        size = r.present.reduce((a, d) => a + d.size, 0);
-        requiredSize = r.required.reduce((a, d) => a + d.size, 0);
+        if (r.available) {
+          status += ` (${r.present.length}/${r.required.length})`;
+          size = `${progressBytes(presentSize)}/${progressBytes(requiredSize)}`;
+        } else {
+          status = `unavailable (${r.present.length}/?)`;
+          size = `${progressBytes(presentSize)}/?`;
+          complete = false;
+        }
       } catch (e) {
         exitErr ??= `unable to check ${img.name}: ${messageOf(e)}`;
         c.log.error(`unable to check ${img.name}`, { error: messageOf(e) });
         status = "error";
+        size = "-";
         complete = false;
       }
       let unpacked = false;
       try {
         unpacked = await isUnpacked(client, target, matcher, snapshotter);
       } catch (e) {
-        if (complete) c.log.error(`unable to check unpack for ${img.name}`, { error: messageOf(e) });
+        exitErr ??= `unable to check unpack for ${img.name}: ${messageOf(e)}`;
+        c.log.error(`unable to check unpack for ${img.name}`, { error: messageOf(e) });
       }
       if (c.flags.quiet) {
-        if (complete && unpacked) out(img.name + "\n");
+        if (complete) out(img.name + "\n");
         continue;
       }
-      w.write(`${img.name}\t${target.mediaType}\t${target.digest}\t${status}\t${progressBytes(size)}/${progressBytes(requiredSize)}\t${unpacked}\n`);
+      w.write(`${img.name}\t${target.mediaType}\t${target.digest}\t${status}\t${size}\t${unpacked}\n`);
     }
     if (!c.flags.quiet) out(w.flush());
-    void imageSize;
     if (exitErr) throw new Error(exitErr);
   },
 };
@@ -332,7 +363,15 @@ When you are done, use the unmount command.
     const snapshotter = snapshotterOf(c.flags.snapshotter);
     const platform = String(c.flags.platform || "");
     const matcher = platform ? onlyMatcher(parsePlatform(platform)) : defaultMatcher();
-    await client.call(LEASES, "Create", { id: target, labels: { [EXPIRE_LABEL]: expiryLabel(24 * 3600_000), [`containerd.io/gc.ref.snapshot.${snapshotter}`]: target } });
+    // The lease named after the target keeps the view; one left by an earlier mount is reused
+    // (and then not deleted on failure), as ctr does.
+    let created = true;
+    try {
+      await client.call(LEASES, "Create", { id: target, labels: { [EXPIRE_LABEL]: expiryLabel(24 * 3600_000), [`containerd.io/gc.ref.snapshot.${snapshotter}`]: target } });
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+      created = false;
+    }
     client.setLease(target);
     let ok = false;
     try {
@@ -358,13 +397,15 @@ When you are done, use the unmount command.
         mountAll(mounts.map((m) => ({ type: m.type, source: m.source, options: m.options ?? [] })), target);
       } catch (e) {
         await client.call(SNAPSHOTS, "Remove", { snapshotter, key: target }).catch(() => {});
+        // mount(2)'s error as Go prints an errno ("no such file or directory").
+        if (e instanceof SyscallError) throw new Error(errnoMessage(e.code));
         throw e;
       }
       out(target + "\n");
       ok = true;
     } finally {
       client.setLease(undefined);
-      if (!ok) await client.call(LEASES, "Delete", { id: target }).catch(() => {});
+      if (!ok && created) await client.call(LEASES, "Delete", { id: target }).catch(() => {});
     }
   },
 };
@@ -378,9 +419,9 @@ const unmountCommand: Command = {
   action: async (c) => {
     const target = c.args[0];
     if (!target) throw new Error("please provide a target path to unmount from");
+    const client = await c.client();
     unmountAll(target, 0);
     if (c.flags.rm) {
-      const client = await c.client();
       const snapshotter = snapshotterOf(c.flags.snapshotter);
       try {
         await client.call(LEASES, "Delete", { id: target });

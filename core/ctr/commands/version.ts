@@ -9,9 +9,9 @@ export const versionCommand: Command = {
   action: async (c) => {
     out(`Client:\n  Version:  ${CONTAINERD_VERSION}\n  Revision: ${CONTAINERD_REVISION}\n  Go version: bun${Bun.version}\n\n`);
     const client = await c.client();
-    const v = await client.call<{ version: string; revision: string }>("containerd.services.version.v1.Version", "Version");
+    const v = await client.callRaw<{ version: string; revision: string }>("containerd.services.version.v1.Version", "Version");
     out(`Server:\n  Version:  ${v.version}\n  Revision: ${v.revision}\n`);
-    const s = await client.call<{ uuid: string }>("containerd.services.introspection.v1.Introspection", "Server");
+    const s = await client.callRaw<{ uuid: string }>("containerd.services.introspection.v1.Introspection", "Server");
     out(`  UUID: ${s.uuid}\n`);
     if (v.version !== CONTAINERD_VERSION) err("WARNING: version mismatch\n");
     if (v.revision !== CONTAINERD_REVISION) err("WARNING: revision mismatch\n");
