@@ -10,6 +10,7 @@ import { ContentStore, type IngestStatus, parseDigest, type Writer } from "../..
 import { alreadyExists, Code, ErrDef, failedPrecondition, invalidArgument, isAlreadyExists, notFound, status } from "../errdefs";
 import { parseFilters } from "../filters";
 import { bidiStream, defineService, serverStream, unary } from "../grpc";
+import { recycle } from "../grpc-recv";
 import { type FieldMask, now, type Time, type Timestamp, toTimestamp } from "../types";
 import { type ContentRecord, type MetadataDB, addContent, addToRequestLease, deleteContent, findContent, getContent, listContent, updateContent } from "../../metadata";
 
@@ -280,7 +281,10 @@ export const contentService = (store: ContentStore, db: MetadataDB) =>
                 wr.truncate();
                 offset = 0;
               }
-              if (req.data?.length) offset += wr.write(req.data);
+              if (req.data?.length) {
+                offset += wr.write(req.data);
+                recycle(req.data); // written and hashed: its receive buffer can take the next message
+              }
               msg.offset = String(offset);
               if (req.action === "COMMIT") wr.commit(total, expected, req.labels ?? {});
               msg.digest = wr.digest();
