@@ -23,7 +23,7 @@ import type { Client } from "./client";
 /** Bytes of blob per WRITE message: containerd's content.Copy buffer. */
 export const WRITE_CHUNK = 1 << 20;
 /** WRITE messages sent before the first answer is awaited. */
-export const WRITE_DEPTH = 3;
+export const WRITE_DEPTH = 2;
 
 type WriteStream = ReturnType<Client["duplex"]>;
 type Chunks = Iterable<Uint8Array> | AsyncIterable<Uint8Array>;

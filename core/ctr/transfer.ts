@@ -196,6 +196,26 @@ export interface FetchOptions {
   onResolved?: (target: Descriptor) => void;
   /** Told each blob once it is in the content store (fetched now, or there before). */
   onStored?: (desc: Descriptor) => void;
+  /** Blobs downloaded at once (ctr --max-concurrent-downloads); 0 or undefined: no limit. */
+  maxConcurrentDownloads?: number;
+}
+
+/** At most `n` holders at a time (n <= 0: no limit); others queue in order. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  if (!(n > 0)) return (fn) => fn();
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    else active++;
+    try {
+      return await fn();
+    } finally {
+      const next = queue.shift();
+      if (next) next();
+      else active--;
+    }
+  };
 }
 
 export interface ImageRecord {
@@ -268,6 +288,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
   const start = Date.now();
   const matcher = opts.platforms ? orderedAny(opts.platforms) : undefined;
   const limitOne = opts.platforms?.length === 1;
+  const limit = limiter(opts.maxConcurrentDownloads ?? 0);
   const loop = opts.progress
     ? new ProgressLoop(
         (done) => [
@@ -301,7 +322,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
         // for this one (or this one for it) and then finds it committed; a killed pull's ingest is
         // resumed where it stopped, with a Range request. Manifests and indexes are small: always
         // fetched whole.
-        const wrote = await writeBlob(
+        const wrote = await limit(() => writeBlob(
           client,
           job.key,
           desc,
@@ -322,7 +343,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
           },
           (o) => (job.offset = o),
           () => (job.status = "waiting"),
-        );
+        ));
         if (wrote && !(isMeta && !bytes)) {
           job.offset = desc.size;
           job.status = "done";
