@@ -125,7 +125,6 @@ export class Daemon {
    * response (a big Content.Read from the real ctr stalled forever without it).
    */
   private bind(server: grpc.Server, path: string): Promise<void> {
-    receiveWindow(server, RECEIVE_WINDOW);
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const listener = createServer((socket) => injector.injectConnection(new InitialWindowFixSocket(socket, "server")));
     // The socket is created 0660 (umask 0117) so it is never more open than that, then chowned.
@@ -210,26 +209,6 @@ export class Daemon {
     })();
     return this.stopping;
   }
-}
-
-/**
- * The receive window the daemon's HTTP/2 sessions offer each stream (SETTINGS_INITIAL_WINDOW_SIZE).
- * Bun's default is 65535 and its server grants more only as each stream's data is read: a
- * Content.Write stream then carries 64 KiB per round trip through both processes' event loops,
- * whatever the client has ready. Go's containerd grows its windows (BDP estimation) up to 16 MiB;
- * 4 MiB covers the WRITE messages clients keep in flight (ours: 2 of 1 MiB, containerd's: 1).
- */
-const RECEIVE_WINDOW = 4 << 20;
-
-/**
- * Set the initial window of the sessions grpc-js's server creates from now on: grpc-js passes its
- * http2 server options (commonServerOptions) on unchanged but only ever puts
- * maxConcurrentStreams in their settings.
- */
-function receiveWindow(server: grpc.Server, size: number): void {
-  const s = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
-  if (!s.commonServerOptions || !(size > 65535)) return;
-  s.commonServerOptions.settings = { ...s.commonServerOptions.settings, initialWindowSize: size };
 }
 
 /** Run until SIGTERM or SIGINT; returns the exit status. */
