@@ -187,6 +187,12 @@ class RegistryProxy {
     return h;
   }
 
+  /** The next GET of blob `digest` answers with the byte at `at` flipped (same length). */
+  corrupt(digest: string, at: number): void {
+    this.corruptions.set(digest, at);
+  }
+  private readonly corruptions = new Map<string, number>();
+
   /** Successful GETs of a blob. */
   blobGets(digest: string): Seen[] {
     return this.seen.filter((s) => s.method === "GET" && s.path.endsWith(`/blobs/${digest}`) && s.status < 300);
@@ -212,6 +218,13 @@ class RegistryProxy {
     out.delete("transfer-encoding");
     if (req.method === "HEAD" || !res.body) return new Response(null, { status: res.status, headers: out });
     const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname)?.[1];
+    const flip = req.method === "GET" && res.status < 300 && digest ? this.corruptions.get(digest) : undefined;
+    if (flip !== undefined) {
+      this.corruptions.delete(digest!);
+      const b = Buffer.from(await res.arrayBuffer());
+      b[flip] = b[flip]! ^ 0xff;
+      return new Response(b, { status: res.status, headers: out });
+    }
     const hold = req.method === "GET" && res.status < 300 && digest ? this.holds.get(digest) : undefined;
     if (!hold) return new Response(res.body, { status: res.status, headers: out });
     this.holds.delete(digest!);
@@ -376,6 +389,26 @@ describe.skipIf(!HAVE_REGISTRY)("pulls through content-store write refs (our ctr
       [null, 200],
     ]);
     await expectVerifiedImage("corrupt", img, pullRef);
+  }, 120_000);
+
+  test("a registry sending wrong bytes: the commit refuses them (the daemon checks the digest), nothing is kept, the next pull fetches them whole", async () => {
+    const img = await pushImage(registry.host, "test/wrongbytes", 3 * MiB);
+    const pullRef = `${proxy.host}/test/wrongbytes:v1`;
+    const layerRef = `layer-${img.layer.digest}`;
+    proxy.corrupt(img.layer.digest, 2 * MiB + 7);
+    const r = await ctr("wrongbytes", ["images", "pull", "--plain-http", pullRef]);
+    expect(r.code).toBe(1);
+    // containerd's content.Copy: "failed commit on ref ...: unexpected commit digest ..., expected ...".
+    expect(r.stderr).toMatch(new RegExp(`^ctr: failed commit on ref "${layerRef}": unexpected commit digest sha256:[0-9a-f]{64}, expected ${img.layer.digest}: failed precondition\n$`));
+    const c = await client("wrongbytes");
+    expect(await ingestOffset(c, layerRef)).toBeUndefined();
+    expect(existsSync(blobFile(img.layer.digest))).toBe(false);
+    okResult(await ctr("wrongbytes", ["images", "pull", "--plain-http", pullRef]), "pull after the bad one");
+    expect(proxy.blobGets(img.layer.digest).map((g) => [g.range, g.status])).toEqual([
+      [null, 200],
+      [null, 200],
+    ]);
+    await expectVerifiedImage("wrongbytes", img, pullRef);
   }, 120_000);
 
   test("a COMMIT with the wrong digest leaves no blob, only the ingest", async () => {

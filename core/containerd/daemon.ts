@@ -6,6 +6,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync, writeFileSync }
 import { connect, createServer, type Server as NetServer } from "node:net";
 import { dirname, join } from "node:path";
 import { InitialWindowFixSocket } from "../h2/initial-window";
+import { installPooledDecoder } from "./grpc-recv";
 import { type Config, pluginConfig, pluginDisabled } from "./config";
 import { q } from "./errdefs";
 import { defineService, grpcDefinition, grpcImplementation, type ServiceImpl } from "./grpc";
@@ -165,6 +166,7 @@ export class Daemon {
     for (const d of [cfg.root, cfg.state]) mkdirSync(d, { recursive: true, mode: 0o711 });
     await this.loadPlugins();
 
+    installPooledDecoder(); // WRITE messages into reused buffers (grpc-recv.ts)
     const server = new grpc.Server({
       "grpc.max_receive_message_length": cfg.grpc.maxRecvMessageSize,
       "grpc.max_send_message_length": cfg.grpc.maxSendMessageSize,

@@ -319,8 +319,22 @@ export class Writer {
     this.hash.update(data);
     this.offset += data.length;
     this.updatedAt = now();
-    writeFileSync(join(this.dir, "updatedat"), formatRFC3339(this.updatedAt));
+    // The file is what Status reads: kept within a second of the last write (containerd's local
+    // writer only writes it when the writer closes), not rewritten for every 1 MiB message.
+    const t = performance.now();
+    if (t - this.stamped >= 1000) this.stamp(t);
+    else this.unstamped = true;
     return data.length;
+  }
+
+  /** performance.now() when updatedat was last written, and whether a write came after. */
+  private stamped = -Infinity;
+  private unstamped = false;
+
+  private stamp(t = performance.now()): void {
+    writeFileSync(join(this.dir, "updatedat"), formatRFC3339(this.updatedAt));
+    this.stamped = t;
+    this.unstamped = false;
   }
 
   truncate(size: number): void {
@@ -349,6 +363,7 @@ export class Writer {
     }
     chmodSync(data, 0o444);
     renameSync(data, target);
+    this.unstamped = false;
     this.close();
     rmSync(this.dir, { recursive: true, force: true });
     return dgst;
@@ -358,6 +373,11 @@ export class Writer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.unstamped) {
+      try {
+        this.stamp();
+      } catch {} // committed or aborted: the ingest is gone
+    }
     try {
       closeSync(this.fd);
     } catch {}

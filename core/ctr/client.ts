@@ -7,6 +7,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { Code, CODE_NAMES, ErrDef } from "../containerd/errdefs";
 import { LEASE_KEY, NAMESPACE_KEY, serviceMethod } from "../containerd/grpc";
 import { InitialWindowFixSocket } from "../h2/initial-window";
+import { isPreframed } from "./content-write";
 
 export const DEFAULT_ADDRESS = "/run/containerd/containerd.sock";
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -239,12 +240,14 @@ export class Client {
   }
 
   /**
-   * A bidirectional-streaming call driven in lockstep: each request is sent and its one response
-   * awaited (the content service's Write answers every message).
+   * A bidirectional-streaming call whose every request gets one response (the content service's
+   * Write): send() resolves with the request's response. Requests may be sent before earlier
+   * ones are answered (the responses come back in order). A request may be a message body
+   * content-write.ts encoded already (it goes out as it is).
    */
   duplex<Req extends object = any, Res = any>(service: string, method: string): { send(req: Req): Promise<Res>; close(): void } {
     const m = serviceMethod(service, method);
-    const call = this.client.makeBidiStreamRequest(m.path, (o: object) => m.request.encode(o), (b: Buffer) => m.response.decode(b), this.metadata(), this.callOptions());
+    const call = this.client.makeBidiStreamRequest(m.path, (o: object) => (isPreframed(o) ? o : m.request.encode(o)), (b: Buffer) => m.response.decode(b), this.metadata(), this.callOptions());
     const waiting: { resolve(r: Res): void; reject(e: unknown): void }[] = [];
     let failure: unknown;
     let closed = false;

@@ -9,25 +9,26 @@ import { isIndexMediaType, isManifestMediaType, matchingManifests, type Descript
 import type { PlatformMatcher } from "../image/platform";
 import { isAlreadyExists, isNotFound, isUnavailable } from "../containerd/errdefs";
 import type { Client } from "./client";
+import { writeChunks } from "./content-write";
 
 export const CONTENT = "containerd.services.content.v1.Content";
 export const SNAPSHOTS = "containerd.services.snapshots.v1.Snapshots";
 export const DIFF = "containerd.services.diff.v1.Diff";
 export const IMAGES = "containerd.services.images.v1.Images";
 
-// 1 MiB messages, as containerd's Go client writes them (content.Copy's buffer).
-const CHUNK = 1 << 20;
-
-async function* chunks(data: ReadableStream<Uint8Array> | Uint8Array): AsyncGenerator<Uint8Array> {
+/** The bytes of `data` from `skip` on. */
+async function* bytesFrom(data: ReadableStream<Uint8Array> | Uint8Array, skip: number): AsyncGenerator<Uint8Array> {
   if (data instanceof Uint8Array) {
-    for (let i = 0; i < data.byteLength; i += CHUNK) yield data.subarray(i, i + CHUNK);
+    if (skip < data.byteLength) yield data.subarray(skip);
     return;
   }
-  const r = data.getReader();
-  for (;;) {
-    const { done, value } = await r.read();
-    if (done) return;
-    for (let i = 0; i < value.byteLength; i += CHUNK) yield value.subarray(i, i + CHUNK);
+  for await (const value of data as unknown as AsyncIterable<Uint8Array>) {
+    if (skip >= value.byteLength) {
+      skip -= value.byteLength;
+      continue;
+    }
+    yield skip > 0 ? value.subarray(skip) : value;
+    skip = 0;
   }
 }
 
@@ -63,19 +64,10 @@ export async function writeBlob(client: Client, ref: string, desc: { digest: str
   if (!opened) return;
   const w = opened.w;
   try {
-    let offset = opened.offset;
-    let skip = offset;
-    for await (const c of chunks(data)) {
-      let part = c;
-      if (skip > 0) {
-        const n = Math.min(skip, part.byteLength);
-        skip -= n;
-        part = part.subarray(n);
-        if (!part.byteLength) continue;
-      }
-      await w.send({ action: "WRITE", ref, offset: String(offset), data: part });
-      offset += part.byteLength;
-    }
+    // A kept ingest longer than the blob cannot be resumed: start over (the first WRITE at offset
+    // 0 truncates it).
+    const from = opened.offset > desc.size ? 0 : opened.offset;
+    const offset = from < desc.size ? await writeChunks(w, ref, bytesFrom(data, from), from, desc.size, desc.digest) : from;
     try {
       await w.send({ action: "COMMIT", ref, total: String(desc.size), offset: String(offset), expected: desc.digest, labels });
     } catch (e) {

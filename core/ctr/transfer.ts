@@ -14,6 +14,7 @@ import { onlyMatcher, platformMatcher, type Platform, type PlatformMatcher } fro
 import { hostOnly, normalizeReference, type Reference } from "../image/reference";
 import { DEFAULT_CHUNK_SIZE, DigestMismatchError, NotFoundError, RegistryClient, type RegistryClientOptions } from "../image/registry";
 import type { Client } from "./client";
+import { writeChunks } from "./content-write";
 import { type BlobReady, ContentSource, openWriter, resolveManifest, unpackImage as unpackShared } from "./remote";
 import { readBlob } from "./imageinfo";
 import { GoTabWriter } from "./tabwriter";
@@ -21,7 +22,6 @@ import { progressBytes } from "./units";
 
 const CONTENT = "containerd.services.content.v1.Content";
 const IMAGES = "containerd.services.images.v1.Images";
-const CHUNK = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Progress (containerd's cmd/ctr/commands/content ShowProgress/Display and pkg/progress)
@@ -125,11 +125,11 @@ export type BlobSourceAt = (offset: number) => Promise<{ offset: number; chunks:
 /**
  * remotes.fetch + content.Copy: write a blob into the content store under `ref`, resuming the
  * ingest the ref has (its STAT offset: `source` is asked for the bytes from there, and may start
- * over from 0 instead, which truncates the ingest), in 1 MiB WRITE messages, then COMMIT with the
- * expected digest and `labels`. Returns false when the content already existed (the caller sets
- * its labels). The daemon verifies size and digest before the blob becomes visible; an ingest a
- * stream proved bad is aborted, and a resumed ingest whose whole fails the commit is aborted and
- * written again from the start, once.
+ * over from 0 instead, which truncates the ingest), in 1 MiB WRITE messages (a few in flight: see
+ * content-write.ts), then COMMIT with the expected digest and `labels`. Returns false when the
+ * content already existed (the caller sets its labels). The daemon verifies size and digest
+ * before the blob becomes visible; an ingest a stream or the commit proved bad is aborted, and a
+ * resumed ingest whose whole fails the commit is aborted and written again from the start, once.
  */
 export async function writeBlob(
   client: Client,
@@ -152,44 +152,19 @@ export async function writeBlob(
         const src = await source(offset);
         offset = src.offset; // 0: start over (the first WRITE at offset 0 truncates the ingest)
         onProgress?.(offset);
-        const pending: Uint8Array[] = [];
-        let pendingLen = 0;
-        const flush = async (all: boolean) => {
-          while (pendingLen >= CHUNK || (all && pendingLen > 0)) {
-            const n = Math.min(CHUNK, pendingLen);
-            const part = new Uint8Array(n);
-            let got = 0;
-            while (got < n) {
-              const head = pending[0]!;
-              const take = Math.min(head.byteLength, n - got);
-              part.set(head.subarray(0, take), got);
-              got += take;
-              if (take === head.byteLength) pending.shift();
-              else pending[0] = head.subarray(take);
-            }
-            pendingLen -= n;
-            await w.send({ action: "WRITE", ref, offset: String(offset), data: part });
-            offset += n;
-            onProgress?.(offset);
-          }
-        };
-        for await (const chunk of src.chunks) {
-          if (!chunk.byteLength) continue;
-          pending.push(chunk);
-          pendingLen += chunk.byteLength;
-          await flush(false);
-        }
-        await flush(true);
+        offset = await writeChunks(w, ref, src.chunks, offset, desc.size, desc.digest, onProgress);
       }
       try {
         await w.send({ action: "COMMIT", ref, offset: String(offset), total: String(desc.size), expected: desc.digest, labels: typeof labels === "function" ? labels() : labels });
       } catch (e) {
         if (isAlreadyExists(e)) return false;
-        if (resumed && attempt === 0 && isFailedPrecondition(e)) {
-          // What was kept of an earlier try does not add up: drop it and fetch everything.
+        if (isFailedPrecondition(e)) {
+          // The bytes do not add up to the descriptor (the daemon checks size and digest). Kept
+          // from an earlier try: drop them and fetch everything, once. Fetched now: the registry
+          // sent the wrong bytes, nothing of them is worth resuming.
           w.close();
           await client.call(CONTENT, "Abort", { ref }).catch(() => {});
-          continue;
+          if (resumed && attempt === 0) continue;
         }
         throw new Error(`failed commit on ref ${JSON.stringify(ref)}: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -221,6 +196,26 @@ export interface FetchOptions {
   onResolved?: (target: Descriptor) => void;
   /** Told each blob once it is in the content store (fetched now, or there before). */
   onStored?: (desc: Descriptor) => void;
+  /** Blobs downloaded at once (ctr --max-concurrent-downloads); 0 or undefined: no limit. */
+  maxConcurrentDownloads?: number;
+}
+
+/** At most `n` holders at a time (n <= 0: no limit); others queue in order. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  if (!(n > 0)) return (fn) => fn();
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    else active++;
+    try {
+      return await fn();
+    } finally {
+      const next = queue.shift();
+      if (next) next();
+      else active--;
+    }
+  };
 }
 
 export interface ImageRecord {
@@ -293,6 +288,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
   const start = Date.now();
   const matcher = opts.platforms ? orderedAny(opts.platforms) : undefined;
   const limitOne = opts.platforms?.length === 1;
+  const limit = limiter(opts.maxConcurrentDownloads ?? 0);
   const loop = opts.progress
     ? new ProgressLoop(
         (done) => [
@@ -326,7 +322,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
         // for this one (or this one for it) and then finds it committed; a killed pull's ingest is
         // resumed where it stopped, with a Range request. Manifests and indexes are small: always
         // fetched whole.
-        const wrote = await writeBlob(
+        const wrote = await limit(() => writeBlob(
           client,
           job.key,
           desc,
@@ -336,7 +332,8 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
               bytes = (await reg.fetchManifest(ref, desc)).bytes;
               return { offset: 0, chunks: [bytes] };
             }
-            const { body, offset: from } = await reg.fetchBlobFrom(ref, desc, offset);
+            // Unverified here: the daemon checks the digest at COMMIT, as containerd's client relies on.
+            const { body, offset: from } = await reg.fetchBlobFrom(ref, desc, offset, { verify: false });
             return { offset: from, chunks: body as unknown as AsyncIterable<Uint8Array> };
           },
           () => {
@@ -346,7 +343,7 @@ export async function fetchImage(client: Client, refStr: string, name: string, o
           },
           (o) => (job.offset = o),
           () => (job.status = "waiting"),
-        );
+        ));
         if (wrote && !(isMeta && !bytes)) {
           job.offset = desc.size;
           job.status = "done";

@@ -80,7 +80,16 @@ export class InitialWindowFix {
   private outHeaderLength = 0;
   /** The client preface still to pass through unparsed (server role). */
   private inSkip: number;
-  private inPending: Buffer = Buffer.alloc(0);
+  /** The peer's frame header being read (split across chunks), and how much of it came. */
+  private readonly inHeader = Buffer.alloc(HEADER);
+  private inHeaderLength = 0;
+  /** Payload bytes of the peer's current frame still to come. */
+  private inLeft = 0;
+  /** A SETTINGS frame being collected: its header and payload. */
+  private inSettingsHeader?: Buffer;
+  private inSettings?: Buffer;
+  /** The current frame ends the header block of this new stream (server role): 0 if not. */
+  private inOpened = 0;
   /** Server role: a stream opened by a header block still going on (CONTINUATION frames to come). */
   private opening = 0;
 
@@ -126,62 +135,116 @@ export class InitialWindowFix {
     if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) this.sending.delete(stream);
   }
 
-  /** Rewrite what the peer sent; returns what Bun is to read (whole frames only). */
+  /**
+   * Rewrite what the peer sent; returns what Bun is to read. Bytes pass through as they come
+   * (views of `chunk`, whatever the frame boundaries: a Content.Write stream's megabytes are not
+   * copied here), except the few frames this rewrites or follows: a frame header split across
+   * chunks is held until whole, a SETTINGS frame until its payload is complete, and the window
+   * updates added after a frame go out once that frame is through.
+   */
   inbound(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
+    let i = 0;
+    /** Bytes [start, i) of chunk go to Bun as they are. */
+    let start = 0;
     if (this.inSkip > 0) {
       const n = Math.min(this.inSkip, chunk.length);
-      out.push(chunk.subarray(0, n));
       this.inSkip -= n;
-      chunk = chunk.subarray(n);
+      i = n;
     }
-    const buf = this.inPending.length ? Buffer.concat([this.inPending, chunk]) : chunk;
-    let start = 0;
-    let i = 0;
-    while (buf.length - i >= HEADER) {
-      const length = buf.readUIntBE(i, 3);
-      if (buf.length - i < HEADER + length) break;
-      const type = buf[i + 3]!;
-      const flags = buf[i + 4]!;
-      const stream = buf.readUInt32BE(i + 5) & MAX_WINDOW;
-      const end = i + HEADER + length;
-      let added: Buffer[] | undefined;
-      if (type === SETTINGS && !(flags & ACK) && stream === 0 && length % 6 === 0) {
-        const rewritten = this.onPeerSettings(buf.subarray(i + HEADER, end));
-        if (rewritten) {
-          if (i > start) out.push(buf.subarray(start, i));
-          out.push(...rewritten);
-          start = end;
+    while (i < chunk.length) {
+      if (this.inLeft > 0) {
+        // The payload of the current frame.
+        const n = Math.min(this.inLeft, chunk.length - i);
+        if (this.inSettings) {
+          chunk.copy(this.inSettings, this.inSettings.length - this.inLeft, i, i + n);
+          start = i + n;
         }
-      } else if (type === RST_STREAM || (this.role === "client" && (type === DATA || type === HEADERS) && flags & END_STREAM)) {
-        this.sending.delete(stream);
-      } else if (this.role === "server" && type === HEADERS && stream > this.lastStream) {
-        // A new stream: Bun will give it bunInitial, the client peerInitial; the window update
-        // goes after its header block, once Bun knows the stream.
-        this.lastStream = stream;
-        this.sending.add(stream);
-        this.opening = stream;
+        i += n;
+        this.inLeft -= n;
+        if (this.inLeft === 0) start = this.inFrameDone(out, chunk, start, i);
+        continue;
       }
-      if (this.opening && (type === HEADERS || type === CONTINUATION) && stream === this.opening && flags & END_HEADERS) {
-        if (this.peerInitial > this.bunInitial && this.sending.has(stream)) added = [windowUpdate(stream, this.peerInitial - this.bunInitial)];
-        this.opening = 0;
-      }
-      i = end;
-      if (added) {
-        out.push(buf.subarray(start, i), ...added);
+      // A frame header, perhaps split across chunks.
+      const at = i;
+      const split = this.inHeaderLength > 0;
+      const n = Math.min(HEADER - this.inHeaderLength, chunk.length - i);
+      chunk.copy(this.inHeader, this.inHeaderLength, i, i + n);
+      this.inHeaderLength += n;
+      i += n;
+      if (this.inHeaderLength < HEADER) {
+        // The rest of it comes with the next chunk: hand over what came before it.
+        if (at > start) out.push(chunk.subarray(start, at));
         start = i;
+        break;
       }
+      this.inHeaderLength = 0;
+      const h = this.inHeader;
+      const length = h.readUIntBE(0, 3);
+      const type = h[3]!;
+      const flags = h[4]!;
+      const stream = h.readUInt32BE(5) & MAX_WINDOW;
+      if (type === SETTINGS && !(flags & ACK) && stream === 0 && length % 6 === 0) {
+        // Held until its payload is complete (onPeerSettings may rewrite it).
+        if (at > start) out.push(chunk.subarray(start, at));
+        start = i;
+        this.inSettingsHeader = Buffer.from(h);
+        this.inSettings = Buffer.alloc(length);
+      } else {
+        // The header's first bytes came with an earlier chunk: Bun gets it whole from here.
+        if (split) {
+          out.push(Buffer.from(h));
+          start = i;
+        }
+        if (type === RST_STREAM || (this.role === "client" && (type === DATA || type === HEADERS) && flags & END_STREAM)) {
+          this.sending.delete(stream);
+        } else if (this.role === "server" && type === HEADERS && stream > this.lastStream) {
+          // A new stream: Bun will give it bunInitial, the client peerInitial; the window update
+          // goes after its header block, once Bun knows the stream.
+          this.lastStream = stream;
+          this.sending.add(stream);
+          this.opening = stream;
+        }
+        if (this.opening && (type === HEADERS || type === CONTINUATION) && stream === this.opening && flags & END_HEADERS) {
+          this.inOpened = stream;
+          this.opening = 0;
+        }
+      }
+      this.inLeft = length;
+      if (length === 0) start = this.inFrameDone(out, chunk, start, i);
     }
-    if (i > start) out.push(buf.subarray(start, i));
-    this.inPending = i < buf.length ? Buffer.from(buf.subarray(i)) : Buffer.alloc(0);
+    if (i > start) out.push(chunk.subarray(start, i));
     return out;
   }
 
-  /** What is left of a partial frame when the peer's side ends. */
+  /** The current inbound frame is through (chunk[..i) ends it): returns where the pass-through run starts now. */
+  private inFrameDone(out: Buffer[], chunk: Buffer, start: number, i: number): number {
+    const settings = this.inSettings;
+    if (settings) {
+      this.inSettings = undefined;
+      out.push(...(this.onPeerSettings(settings) ?? [this.inSettingsHeader!, settings]));
+      return i;
+    }
+    const opened = this.inOpened;
+    if (opened) {
+      this.inOpened = 0;
+      if (this.peerInitial > this.bunInitial && this.sending.has(opened)) {
+        if (i > start) out.push(chunk.subarray(start, i));
+        out.push(windowUpdate(opened, this.peerInitial - this.bunInitial));
+        return i;
+      }
+    }
+    return start;
+  }
+
+  /** What is left of a partial frame (one Bun was not handed yet) when the peer's side ends. */
   rest(): Buffer {
-    const r = this.inPending;
-    this.inPending = Buffer.alloc(0);
-    return r;
+    const parts: Buffer[] = [];
+    if (this.inSettings) parts.push(this.inSettingsHeader!, this.inSettings.subarray(0, this.inSettings.length - this.inLeft));
+    if (this.inHeaderLength) parts.push(Buffer.from(this.inHeader.subarray(0, this.inHeaderLength)));
+    this.inSettings = undefined;
+    this.inHeaderLength = 0;
+    return Buffer.concat(parts);
   }
 
   /** The frames Bun gets for a SETTINGS frame, or undefined to pass it on unchanged. */
@@ -262,7 +325,24 @@ export class InitialWindowFixSocket extends Duplex {
       this.fix.pending = [];
       if (!this.ended) for (const b of p) this.push(b);
     }
-    this.socket.write(chunk, cb);
+    // Done as soon as the socket took it: Bun's session writes a frame at a time, and a write
+    // still "pending" here (the socket's callback comes a tick later) would make the next ones
+    // report backpressure, which Bun answers by queueing (copying) everything until 'drain'. Only
+    // a socket that is buffering past its limit holds the stream up, until it drains.
+    if (this.socket.write(chunk)) cb();
+    else this.waitDrain(cb);
+  }
+
+  private waitDrain(cb: (e?: Error | null) => void): void {
+    const done = (e?: Error) => {
+      this.socket.off("drain", drained);
+      this.socket.off("close", closed);
+      cb(e ?? null);
+    };
+    const drained = () => done();
+    const closed = () => done(new Error("socket closed"));
+    this.socket.on("drain", drained);
+    this.socket.on("close", closed);
   }
 
   override _final(cb: (e?: Error | null) => void): void {

@@ -590,9 +590,10 @@ export class RegistryClient {
 
   /**
    * A blob's content as a stream, checked against the descriptor's digest and size while it
-   * flows: a corrupted body ends with DigestMismatchError (discard what was read).
+   * flows: a corrupted body ends with DigestMismatchError (discard what was read). `verify:
+   * false`: unchecked (see fetchBlobFrom).
    */
-  async fetchBlob(refIn: string | Reference, desc: Pick<Descriptor, "digest"> & { size?: number }): Promise<ReadableStream<Uint8Array>> {
+  async fetchBlob(refIn: string | Reference, desc: Pick<Descriptor, "digest"> & { size?: number }, opts: { verify?: boolean } = {}): Promise<ReadableStream<Uint8Array>> {
     const ref = toRef(refIn);
     parseDigest(desc.digest);
     return this.withHosts(ref, "pull", async (h) => {
@@ -600,7 +601,7 @@ export class RegistryClient {
       const res = await this.request(h, { method: "GET", url, scopes: this.pullScopes(ref), followRedirects: true });
       if (!res.ok) throw await errorFromResponse(res, "GET", res.url || url.href);
       if (!res.body) throw new RegistryError(`GET ${url.href}: no body`, res.status);
-      return verifyingStream(res.body, desc.digest, desc.size);
+      return opts.verify === false ? res.body : verifyingStream(res.body, desc.digest, desc.size);
     });
   }
 
@@ -610,9 +611,13 @@ export class RegistryClient {
    * only (the digest covers bytes the caller already has: whoever holds them verifies the whole).
    * A registry that ignores Range answers with everything: that comes verified, with `offset: 0`,
    * and the caller starts over. Offset 0 is fetchBlob.
+   *
+   * `verify: false`: the body as it comes, unchecked, for a caller that checks size and digest
+   * itself (ctr writing into containerd's content store, whose commit verifies both).
    */
-  async fetchBlobFrom(refIn: string | Reference, desc: Pick<Descriptor, "digest" | "size">, offset: number): Promise<{ body: ReadableStream<Uint8Array>; offset: number }> {
-    if (offset <= 0 || offset >= desc.size) return { body: await this.fetchBlob(refIn, desc), offset: 0 };
+  async fetchBlobFrom(refIn: string | Reference, desc: Pick<Descriptor, "digest" | "size">, offset: number, opts: { verify?: boolean } = {}): Promise<{ body: ReadableStream<Uint8Array>; offset: number }> {
+    const verify = opts.verify ?? true;
+    if (offset <= 0 || offset >= desc.size) return { body: await this.fetchBlob(refIn, desc, { verify }), offset: 0 };
     const ref = toRef(refIn);
     parseDigest(desc.digest);
     return this.withHosts(ref, "pull", async (h) => {
@@ -630,9 +635,9 @@ export class RegistryClient {
           await res.body.cancel().catch(() => {});
           throw new RegistryError(`unhandled content range in response: ${cr ?? "(none)"}`, res.status);
         }
-        return { body: lengthCheckingStream(res.body, desc.digest, desc.size - offset), offset };
+        return { body: verify ? lengthCheckingStream(res.body, desc.digest, desc.size - offset) : res.body, offset };
       }
-      return { body: verifyingStream(res.body, desc.digest, desc.size), offset: 0 };
+      return { body: verify ? verifyingStream(res.body, desc.digest, desc.size) : res.body, offset: 0 };
     });
   }
 

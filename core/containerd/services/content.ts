@@ -11,6 +11,7 @@ import { alreadyExists, Code, ErrDef, failedPrecondition, invalidArgument, isAlr
 import { parseFilters } from "../filters";
 import { type Exchange, publishFor } from "../events";
 import { bidiStream, defineService, serverStream, unary } from "../grpc";
+import { recycle } from "../grpc-recv";
 import { type FieldMask, now, type Time, type Timestamp, toTimestamp } from "../types";
 import { type ContentRecord, type MetadataDB, addContent, addToRequestLease, deleteContent, ensureNamespace, findContent, getContent, ingestClientRef, ingestStoreRef, listContent, namespaceExists, updateContent } from "../../metadata";
 
@@ -289,7 +290,10 @@ export const contentService = (store: ContentStore, db: MetadataDB, events?: Exc
                 wr.truncate();
                 offset = 0;
               }
-              if (req.data?.length) offset += wr.write(req.data);
+              if (req.data?.length) {
+                offset += wr.write(req.data);
+                recycle(req.data); // written and hashed: its receive buffer can take the next message
+              }
               msg.offset = String(offset);
               if (req.action === "COMMIT") wr.commit(total, expected, req.labels ?? {});
               msg.digest = wr.digest();

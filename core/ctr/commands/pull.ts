@@ -65,7 +65,8 @@ async function doFetch(c: Ctx, client: Client, ref: string, hooks: Pick<FetchOpt
     platforms = platformsOf(c);
     if (!platforms.length) platforms = [hostPlatform()];
   }
-  return fetchImage(client, ref, ref, { registry: registryOptions(c), platforms, labels: labelArgs((c.flags.label as string[]) ?? []), progress: out, ...hooks });
+  const maxConcurrentDownloads = Number(c.flags["max-concurrent-downloads"] ?? 0) || undefined;
+  return fetchImage(client, ref, ref, { registry: registryOptions(c), platforms, labels: labelArgs((c.flags.label as string[]) ?? []), progress: out, maxConcurrentDownloads, ...hooks });
 }
 
 /**
