@@ -254,10 +254,10 @@ export async function unpackImage(client: Client, target: Descriptor, matcher: P
         await client.call(SNAPSHOTS, "Remove", { snapshotter, key }).catch(() => {});
         if (!isAlreadyExists(e)) throw e;
       }
-      if (layers[i]!.digest !== diffIDs[i]) {
-        const k = "containerd.io/uncompressed";
-        await client.call(CONTENT, "Update", { info: { digest: layers[i]!.digest, labels: { [k]: diffIDs[i] } }, updateMask: { paths: [`labels.${k}`] } }).catch(() => {});
-      }
+      // As containerd's unpacker: every layer it applied gets the label, an uncompressed one too
+      // (its diff ID is then its own digest).
+      const k = "containerd.io/uncompressed";
+      await client.call(CONTENT, "Update", { info: { digest: layers[i]!.digest, labels: { [k]: diffIDs[i] } }, updateMask: { paths: [`labels.${k}`] } }).catch(() => {});
     }
     parent = chainID;
   }
