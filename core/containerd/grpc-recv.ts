@@ -18,7 +18,7 @@ const POOLED_MIN = 64 * 1024;
 /** The pool's buffers hold a message of up to this size (a 1 MiB WRITE and its fields). */
 const CAPACITY = (1 << 20) + 4096;
 /** Free buffers kept. */
-const KEEP = 8;
+const KEEP = 4;
 
 const free: Buffer[] = [];
 /** The pool's buffers by their memory, and whether each is free. */
