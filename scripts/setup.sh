@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 # containerd and docker.io: the real containerd/ctr/shim and dockerd/docker the peer tests drive our
-# runc with (test/peer-*.test.ts).
-for pkg in busybox-static runc crun tini containerd docker.io docker-registry zstd skopeo; do
+# runc with (test/peer-*.test.ts). openssl: the certificates of the token-auth and HTTPS registry tests.
+for pkg in busybox-static runc crun tini containerd docker.io docker-registry zstd skopeo openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
