@@ -1,7 +1,7 @@
 // `runc exec`: start another process inside a running container — it joins the container's
 // namespaces and cgroup, gets its own user, capabilities, rlimits and terminal — and, unless
 // detached, wait for it and return its exit status.
-import { readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseSignal } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
@@ -13,6 +13,7 @@ import { attachConsole, sendConsole } from "./console";
 import { passedFds, writeAtomic } from "./create";
 import { compileForBootstrap } from "./seccomp";
 import { spawnInit, type InitProcess } from "./spawn";
+import { readlinkOr } from "./proc";
 import type { StateDir } from "./state";
 import { mark } from "./timings";
 
@@ -155,12 +156,4 @@ function dedupeEnv(env: string[]): string[] {
     m.set(k, e);
   }
   return [...m.values()];
-}
-
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
-  }
 }

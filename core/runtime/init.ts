@@ -2,7 +2,7 @@
 // For a new container (`create`) it creates/joins the other namespaces, builds the rootfs, pivots,
 // drops privileges, reports ready and waits on the exec fifo for `start`. For `exec` it joins the
 // running container's namespaces instead. Both end in execve() of the user's program.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CLONE, CLOSE_RANGE_CLOEXEC, NAMESPACES, O, PR, RLIMITS, TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ } from "../../ffi/consts";
 import * as libc from "../../ffi/libc";
@@ -17,6 +17,7 @@ import { runHooks } from "./hooks";
 import { loopbackUp } from "./loopback";
 import { finalizeRootfs, pivotInto, prepareRootfs } from "./rootfs";
 import { OCI_VERSION } from "./state";
+import { readlinkOr } from "./proc";
 import { mark, timingCommand } from "./timings";
 
 export async function initMain(): Promise<never> {
@@ -219,14 +220,6 @@ function joinContainer(initPid: number): void {
     } finally {
       libc.close(fd);
     }
-  }
-}
-
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
   }
 }
 

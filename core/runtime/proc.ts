@@ -1,5 +1,5 @@
 // Reading /proc for a process's state and identity.
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 
 function statFields(pid: number): string[] | undefined {
   try {
@@ -25,4 +25,13 @@ export function processStartTime(pid: number): number {
 export function parentPid(pid: number): number {
   const f = statFields(pid);
   return f ? Number(f[1]) : 0;
+}
+
+/** A /proc link's target (a namespace's identity), or "" when it can't be read. */
+export function readlinkOr(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
 }

@@ -2,7 +2,7 @@
 // push.go and content/fetch.go): client-side transfers between a registry and containerd.
 import { out } from "../../cli/io";
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from "../../image/platform";
-import type { RegistryClientOptions } from "../../image/registry";
+import { REGISTRY_FLAGS, registryOptions } from "../registry-flags";
 import { type Command, type Ctx, labelArgs } from "../app";
 import { Client } from "../client";
 import { withLease } from "./leases";
@@ -11,33 +11,6 @@ import { type FetchOptions, fetchImage, pushImage, unpackImage } from "../transf
 import type { Descriptor } from "../../image/manifest";
 
 const IMAGES = "containerd.services.images.v1.Images";
-
-/** commands.RegistryFlags (the ones we implement). */
-const REGISTRY_FLAGS: Command["flags"] = [
-  { name: "skip-verify", aliases: ["k"], type: "bool", help: "skip SSL certificate validation" },
-  { name: "plain-http", type: "bool", help: "allow connections using plain HTTP" },
-  { name: "user", aliases: ["u"], type: "string", help: "user[:password] Registry user and password" },
-  { name: "refresh", type: "string", help: "refresh token for authorization server" },
-  { name: "hosts-dir", type: "string", help: "Custom hosts configuration directory" },
-  { name: "tlscacert", type: "string", help: "path to TLS root CA" },
-  { name: "tlscert", type: "string", help: "path to TLS client certificate" },
-  { name: "tlskey", type: "string", help: "path to TLS client key" },
-  { name: "http-dump", type: "bool", help: "dump all HTTP request/responses when interacting with container registry" },
-  { name: "http-trace", type: "bool", help: "enable HTTP tracing for registry interactions" },
-];
-
-function registryOptions(c: Ctx): RegistryClientOptions {
-  const o: RegistryClientOptions = { plainHttp: !!c.flags["plain-http"], insecure: !!c.flags["skip-verify"] };
-  if (c.flags["hosts-dir"]) o.hostsDirs = [String(c.flags["hosts-dir"])];
-  const user = c.flags.user ? String(c.flags.user) : "";
-  if (user) {
-    const i = user.indexOf(":");
-    const username = i < 0 ? user : user.slice(0, i);
-    const password = i < 0 ? "" : user.slice(i + 1);
-    o.credentials = () => ({ username, password });
-  }
-  return o;
-}
 
 function platformsOf(c: Ctx): Platform[] {
   const ps = (c.flags.platform as string[] | undefined) ?? [];
@@ -50,7 +23,7 @@ async function leased(c: Ctx, lease: string): Promise<Client> {
 }
 
 const FETCH_FLAGS: Command["flags"] = [
-  ...REGISTRY_FLAGS!,
+  ...REGISTRY_FLAGS,
   { name: "label", type: "strings", help: "labels to attach to the image" },
   { name: "platform", type: "strings", help: "Pull content from a specific platform" },
   { name: "all-platforms", type: "bool", help: "pull content and metadata from all platforms" },
@@ -193,7 +166,7 @@ export const pushCommand: Command = {
 	which references those resources.
 `,
   flags: [
-    ...REGISTRY_FLAGS!,
+    ...REGISTRY_FLAGS,
     { name: "manifest", type: "string", help: "digest of manifest" },
     { name: "manifest-type", type: "string", default: "application/vnd.docker.distribution.manifest.v2+json", help: "media type of manifest digest" },
     { name: "platform", type: "strings", help: "push content from a specific platform" },
